@@ -1,0 +1,50 @@
+"""lmkzoo: face-landmark models for Keras 3 / TensorFlow, five published families behind one API.
+
+>>> import lmkzoo
+>>> lmkzoo.list_models("pipnet*")            # zoo.yaml entries
+>>> lm = lmkzoo.load()                        # the embedded default model, offline
+>>> faces = lm.predict("photo.jpg")           # list[FaceLandmarks], points in image pixels
+
+Light modules (``schemes``, ``geometry``, ``metrics``, ``registry``, ``errors``) import without
+TensorFlow; ``load``, ``losses`` and the model code import Keras on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+# lmkzoo's data pipeline and exports are TensorFlow; Keras must use the TF backend unless the user chose
+# another one explicitly (the models themselves are keras.ops and run on JAX too).
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from lmkzoo import errors, geometry, schemes  # noqa: E402
+from lmkzoo.registry import get_spec, list_models  # noqa: E402
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "metrics": ("lmkzoo.metrics", None),
+    "losses": ("lmkzoo.losses", None),
+    "hub": ("lmkzoo.hub", None),
+    "visualize": ("lmkzoo.visualize", None),
+    "load": ("lmkzoo.tasks.loader", "load"),
+    "Landmarker": ("lmkzoo.tasks.landmarker", "Landmarker"),
+    "FaceLandmarks": ("lmkzoo.tasks.landmarker", "FaceLandmarks"),
+}
+
+__all__ = ["errors", "geometry", "schemes", "get_spec", "list_models", "__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        value = mod if attr is None else getattr(mod, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lmkzoo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

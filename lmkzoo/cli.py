@@ -1,0 +1,142 @@
+"""The ``lmkzoo`` command line.
+
+Each subcommand lives in a small ``_cmd_*`` function; user errors (bad names, missing files) print one
+line to stderr and exit with status 2, never a traceback. Heavy imports happen inside the commands, so
+``lmkzoo list`` and ``lmkzoo --help`` do not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from lmkzoo.errors import LmkzooError
+
+EXAMPLES = {
+    "list": "lmkzoo list 'pipnet*' --pretrained",
+    "info": "lmkzoo info pipnet_r18.wflw",
+}
+
+
+def _fmt_table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _cmd_list(args) -> int:
+    from lmkzoo.registry import default_model_name, get_spec, list_models
+
+    names = list_models(args.pattern, pretrained=args.pretrained, family=args.family)
+    if args.json:
+        print(json.dumps([get_spec(n).to_dict() for n in names], indent=2, default=str))
+        return 0
+    if not names:
+        print(f"no zoo model matches {args.pattern!r}" + (" with weights" if args.pretrained else ""))
+        return 0
+    default = default_model_name()
+    rows = []
+    for n in names:
+        s = get_spec(n)
+        w = "embedded" if (s.weights and s.weights.file) else ("yes" if s.weights else "-")
+        size = "x".join(str(v) for v in s.input_size)
+        rows.append([n + (" (default)" if n == default else ""), s.family, s.scheme, size, w])
+    print(_fmt_table(rows, ["model", "family", "scheme", "input", "weights"]))
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from lmkzoo.registry import get_spec
+
+    spec = get_spec(args.name)
+    if args.json:
+        print(json.dumps(spec.to_dict(), indent=2, default=str))
+        return 0
+    print(format_model_card(spec))
+    return 0
+
+
+def format_model_card(spec) -> str:
+    """Human-readable model card of a :class:`~lmkzoo.registry.ModelSpec`."""
+    lines = [f"{spec.name}  ({spec.family}, scheme {spec.scheme})"]
+    if spec.description:
+        lines.append(f"  {spec.description}")
+    lines.append(f"  input: {spec.input_size[0]}x{spec.input_size[1]} RGB, mean {list(spec.mean)}, std {list(spec.std)}")
+    lines.append(f"  crop: {dict(spec.crop)}")
+    lines.append(f"  builder: {dict(spec.builder)}")
+    if spec.recipe:
+        lines.append(f"  recipe: {dict(spec.recipe)}")
+    if spec.paper:
+        lines.append(f"  paper: {spec.paper.get('title', '')} {spec.paper.get('url', '')}".rstrip())
+    if spec.paper_metrics:
+        lines.append(f"  paper metrics: {dict(spec.paper_metrics)}")
+    w = spec.weights
+    if w is None:
+        lines.append("  weights: none published (lmkzoo.load(name, weights=None) builds it randomly initialised)")
+    else:
+        lines.append(f"  weights: {w.file or w.url}")
+        lines.append(f"    sha256 {w.sha256}" + (f", {w.size} bytes" if w.size else "") + f", format {w.format}")
+        lines.append(f"    licence: {w.license}")
+        lines.append(f"    training data: {w.training_data}" + (f" (licence: {w.data_license})" if w.data_license else ""))
+        lines.append(f"    made by: {w.made_by}")
+        if w.metrics:
+            lines.append(f"    measured: {dict(w.metrics)}")
+    if spec.notes:
+        lines.append(f"  notes: {spec.notes}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lmkzoo",
+        description="Face-landmark model zoo for Keras 3 / TensorFlow.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n" + "\n".join(f"  {v}" for v in EXAMPLES.values()),
+    )
+    from lmkzoo import __version__
+
+    p.add_argument("--version", action="version", version=f"lmkzoo {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name, help_, func):
+        sp = sub.add_parser(
+            name, help=help_, description=help_, epilog=f"example:\n  {EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("list", "list zoo models (fnmatch pattern over names and tags)", _cmd_list)
+    sp.add_argument("pattern", nargs="?", default="*")
+    sp.add_argument("--pretrained", action="store_true", help="only models with weights")
+    sp.add_argument("--family", help="only this family (pipnet, heatmap, lotr, laplacekl, uglli)")
+    sp.add_argument("--json", action="store_true", help="print the full specs as JSON")
+
+    sp = add("info", "show a model's card: input contract, recipe, paper numbers, weights and licence", _cmd_info)
+    sp.add_argument("name", help="arch or arch.tag, e.g. pipnet_r18 or pipnet_r18.300w")
+    sp.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except LmkzooError as e:
+        print(f"lmkzoo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"lmkzoo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

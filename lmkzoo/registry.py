@@ -1,0 +1,319 @@
+"""The model registry: ``zoo.yaml`` (repository root, packaged as ``lmkzoo/zoo.yaml``) → :class:`ModelSpec`.
+
+``zoo.yaml`` is the only place that names models, their builder arguments, input contract, recipe, paper
+numbers and weights. Names are ``arch[.tag]``; a bare ``arch`` resolves to its ``default_tag`` (else its
+first tag). Reading the registry never imports TensorFlow, so ``lmkzoo list`` is instant.
+
+Layout of an entry (every key is checked; an unknown key is an error)::
+
+    pipnet_r18:
+      family: pipnet                 # selects the family's builder and codec
+      description: ...
+      paper: {title: ..., url: ..., table: ...}
+      builder: {backbone: resnet18, net_stride: 32, num_neighbors: 10}
+      input: {size: [256, 256], mean: [...], std: [...], crop: {policy: box, scale: 1.1}}
+      recipe: {epochs: 60, batch_size: 16, optimizer: {...}, schedule: {...}, augment: pipnet}
+      default_tag: wflw
+      tags:
+        wflw:
+          scheme: wflw98
+          builder: {...}             # optional overrides, merged into the arch-level dicts
+          paper_metrics: {nme_inter_ocular: 4.57}
+          weights: {url: ..., sha256: ..., size: ..., ...}   # or absent / null: no pretrained weights
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import fnmatch
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from lmkzoo.errors import InvalidArgumentError, UnknownModelError
+
+__all__ = [
+    "ModelSpec",
+    "WeightsSpec",
+    "ZooFormatError",
+    "zoo_path",
+    "load_zoo",
+    "list_models",
+    "get_spec",
+    "default_model_name",
+    "validate_zoo",
+]
+
+_ARCH_KEYS = {
+    "family", "description", "paper", "builder", "input", "recipe", "default_tag", "tags", "notes",
+}
+_TAG_KEYS = {
+    "scheme", "description", "builder", "input", "recipe", "paper_metrics", "weights", "notes", "embedded",
+}
+_INPUT_KEYS = {"size", "mean", "std", "crop", "channels"}
+_CROP_KEYS = {"policy", "scale", "shift", "square", "template_scale", "template_shift", "detector_scale",
+              "detector_shift"}
+_CROP_POLICIES = {"box", "five_point", "five_point_hull", "none"}
+_WEIGHTS_KEYS = {
+    "url", "mirrors", "sha256", "size", "format", "file", "license", "training_data", "data_license",
+    "made_by", "metrics", "recipe", "version", "notes", "dtype",
+}
+_WEIGHTS_REQUIRED = {"sha256", "format", "license", "training_data", "made_by"}
+
+
+class ZooFormatError(InvalidArgumentError):
+    """``zoo.yaml`` does not follow its schema (names the entry and key)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsSpec:
+    """A weights entry: where to get the file, its SHA-256, and its model card."""
+
+    sha256: str
+    format: str
+    license: str
+    training_data: str
+    made_by: str
+    url: str | None = None
+    mirrors: tuple[str, ...] = ()
+    size: int | None = None
+    file: str | None = None  # a file inside the package (the embedded default model)
+    data_license: str | None = None
+    metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    recipe: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    version: str | None = None
+    notes: str | None = None
+    dtype: str | None = None
+
+    @property
+    def filename(self) -> str:
+        if self.file:
+            return Path(self.file).name
+        return Path(self.url.split("?")[0]).name if self.url else f"{self.sha256[:16]}.weights.h5"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything zoo.yaml says about one ``arch.tag``."""
+
+    name: str  # "arch.tag"
+    arch: str
+    tag: str
+    family: str
+    scheme: str
+    builder: Mapping[str, Any]
+    input: Mapping[str, Any]
+    recipe: Mapping[str, Any]
+    description: str = ""
+    paper: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    paper_metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    weights: WeightsSpec | None = None
+    notes: str = ""
+    embedded: bool = False
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the network input."""
+        s = self.input["size"]
+        return (int(s), int(s)) if isinstance(s, int) else (int(s[0]), int(s[1]))
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.input.get("mean", (0.0, 0.0, 0.0)))
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.input.get("std", (1.0, 1.0, 1.0)))
+
+    @property
+    def crop(self) -> Mapping[str, Any]:
+        return self.input.get("crop", {"policy": "box", "scale": 1.0})
+
+    @property
+    def has_weights(self) -> bool:
+        return self.weights is not None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------- loading
+def zoo_path() -> Path:
+    """Path of the packaged zoo.yaml (a link to the repository root's file in a source checkout)."""
+    return Path(__file__).with_name("zoo.yaml")
+
+
+def _deep_merge(base: Mapping, override: Mapping | None) -> dict:
+    out = copy.deepcopy(dict(base))
+    for k, v in (override or {}).items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _check_keys(where: str, d, allowed: set[str], required: set[str] = frozenset()):
+    if not isinstance(d, Mapping):
+        raise ZooFormatError(f"zoo.yaml {where}: expected a mapping; got {type(d).__name__} {d!r}")
+    unknown = set(d) - allowed
+    if unknown:
+        raise ZooFormatError(f"zoo.yaml {where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+    missing = required - set(k for k, v in d.items() if v is not None)
+    if missing:
+        raise ZooFormatError(f"zoo.yaml {where}: missing required keys {sorted(missing)}")
+
+
+def _parse_weights(where: str, w) -> WeightsSpec | None:
+    if w is None:
+        return None
+    _check_keys(where, w, _WEIGHTS_KEYS, _WEIGHTS_REQUIRED)
+    sha = str(w["sha256"]).lower()
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ZooFormatError(f"zoo.yaml {where}.sha256: must be 64 hex digits; got {w['sha256']!r}")
+    if not w.get("url") and not w.get("file"):
+        raise ZooFormatError(f"zoo.yaml {where}: a weights entry needs a url or a packaged file")
+    if w.get("format") not in (".weights.h5", ".keras"):
+        raise ZooFormatError(f"zoo.yaml {where}.format: must be '.weights.h5' or '.keras'; got {w.get('format')!r}")
+    return WeightsSpec(
+        sha256=sha,
+        format=str(w["format"]),
+        license=str(w["license"]),
+        training_data=str(w["training_data"]),
+        made_by=str(w["made_by"]),
+        url=w.get("url"),
+        mirrors=tuple(w.get("mirrors") or ()),
+        size=None if w.get("size") is None else int(w["size"]),
+        file=w.get("file"),
+        data_license=w.get("data_license"),
+        metrics=dict(w.get("metrics") or {}),
+        recipe=dict(w.get("recipe") or {}),
+        version=None if w.get("version") is None else str(w["version"]),
+        notes=w.get("notes"),
+        dtype=w.get("dtype"),
+    )
+
+
+def _parse_input(where: str, inp: Mapping):
+    _check_keys(where, inp, _INPUT_KEYS, {"size"})
+    size = inp["size"]
+    ok = isinstance(size, int) or (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size))
+    if not ok:
+        raise ZooFormatError(f"zoo.yaml {where}.size: must be an int or [width, height]; got {size!r}")
+    for key in ("mean", "std"):
+        if key in inp and (not isinstance(inp[key], (list, tuple)) or len(inp[key]) != 3):
+            raise ZooFormatError(f"zoo.yaml {where}.{key}: must be 3 numbers (RGB); got {inp[key]!r}")
+    crop = inp.get("crop")
+    if crop is not None:
+        _check_keys(f"{where}.crop", crop, _CROP_KEYS, {"policy"})
+        if crop["policy"] not in _CROP_POLICIES:
+            raise ZooFormatError(
+                f"zoo.yaml {where}.crop.policy: must be one of {sorted(_CROP_POLICIES)}; got {crop['policy']!r}"
+            )
+
+
+def _parse(raw: Mapping) -> tuple[dict[str, ModelSpec], dict[str, str], str | None]:
+    from lmkzoo import schemes
+
+    if not isinstance(raw, Mapping) or "models" not in raw:
+        raise ZooFormatError("zoo.yaml must be a mapping with a 'models' key")
+    # keys starting with "x-" hold YAML anchors shared by entries
+    _check_keys("top level", {k: v for k, v in raw.items() if not str(k).startswith("x-")}, {"version", "default", "models"})
+    specs: dict[str, ModelSpec] = {}
+    defaults: dict[str, str] = {}
+    for arch, entry in (raw["models"] or {}).items():
+        _check_keys(arch, entry, _ARCH_KEYS, {"family", "builder", "input", "tags"})
+        tags = entry["tags"]
+        if not isinstance(tags, Mapping) or not tags:
+            raise ZooFormatError(f"zoo.yaml {arch}.tags: needs at least one tag")
+        default_tag = entry.get("default_tag") or next(iter(tags))
+        if default_tag not in tags:
+            raise ZooFormatError(f"zoo.yaml {arch}.default_tag: {default_tag!r} is not one of {sorted(tags)}")
+        defaults[arch] = f"{arch}.{default_tag}"
+        for tag, t in tags.items():
+            where = f"{arch}.tags.{tag}"
+            _check_keys(where, t, _TAG_KEYS, {"scheme"})
+            if t["scheme"] not in schemes.names():
+                raise ZooFormatError(f"zoo.yaml {where}.scheme: unknown scheme {t['scheme']!r}; known {schemes.names()}")
+            inp = _deep_merge(entry["input"], t.get("input"))
+            _parse_input(f"{where}.input", inp)
+            specs[f"{arch}.{tag}"] = ModelSpec(
+                name=f"{arch}.{tag}",
+                arch=str(arch),
+                tag=str(tag),
+                family=str(entry["family"]),
+                scheme=str(t["scheme"]),
+                builder=_deep_merge(entry["builder"], t.get("builder")),
+                input=inp,
+                recipe=_deep_merge(entry.get("recipe") or {}, t.get("recipe")),
+                description=str(t.get("description") or entry.get("description") or "").strip(),
+                paper=dict(entry.get("paper") or {}),
+                paper_metrics=dict(t.get("paper_metrics") or {}),
+                weights=_parse_weights(f"{where}.weights", t.get("weights")),
+                notes=str(t.get("notes") or entry.get("notes") or "").strip(),
+                embedded=bool(t.get("embedded", False)),
+            )
+    default = raw.get("default")
+    if default is not None and default not in specs and default not in defaults:
+        raise ZooFormatError(f"zoo.yaml default: {default!r} is not a zoo model")
+    return specs, defaults, default
+
+
+def validate_zoo(raw: Mapping) -> dict[str, ModelSpec]:
+    """Validate a parsed zoo.yaml mapping; returns ``{arch.tag: ModelSpec}`` or raises :class:`ZooFormatError`."""
+    return _parse(raw)[0]
+
+
+@lru_cache(maxsize=4)
+def _load(path: str):
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        return _parse(yaml.safe_load(f))
+
+
+def load_zoo(path=None) -> dict[str, ModelSpec]:
+    """All specs of zoo.yaml, keyed by ``arch.tag``."""
+    return dict(_load(str(path or zoo_path()))[0])
+
+
+def _aliases(path=None) -> dict[str, str]:
+    return dict(_load(str(path or zoo_path()))[1])
+
+
+def default_model_name(path=None) -> str | None:
+    """Name of the embedded default model (``lmkzoo.load()`` with no name), or None."""
+    d = _load(str(path or zoo_path()))[2]
+    return _aliases(path).get(d, d) if d else None
+
+
+def list_models(pattern: str = "*", pretrained: bool = False, *, family: str | None = None) -> list[str]:
+    """Sorted ``arch.tag`` names matching the fnmatch ``pattern`` (a bare arch pattern matches its tags).
+
+    ``pretrained=True`` keeps only entries with weights; ``family`` filters by family.
+    """
+    specs = load_zoo()
+    out = []
+    for name, spec in specs.items():
+        if not (fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(spec.arch, pattern)):
+            continue
+        if pretrained and not spec.has_weights:
+            continue
+        if family is not None and spec.family != family:
+            continue
+        out.append(name)
+    return sorted(out)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of ``arch.tag`` (a bare ``arch`` resolves to its default tag)."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"a model name must be a string; got {type(name).__name__} {name!r}")
+    specs = load_zoo()
+    full = _aliases().get(name, name)
+    if full in specs:
+        return specs[full]
+    close = [n for n in sorted(specs) if name.split(".")[0] in n]
+    hint = f"did you mean one of {close[:8]}?" if close else ""
+    raise UnknownModelError(name, sorted(set(specs) | set(_aliases())), hint)

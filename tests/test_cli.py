@@ -1,0 +1,35 @@
+import json
+import subprocess
+import sys
+
+from lmkzoo import cli
+
+
+def test_help_lists_commands(capsys):
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert "list" in out and "info" in out and "example" in out
+
+
+def test_list_and_info(capsys):
+    assert cli.main(["list", "pipnet_r18*"]) == 0
+    out = capsys.readouterr().out
+    assert "pipnet_r18.wflw" in out and "wflw98" in out and "256x256" in out
+    assert cli.main(["list", "pipnet_r18", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["name"] for d in data} == {"pipnet_r18.wflw", "pipnet_r18.300w", "pipnet_r18.cofw", "pipnet_r18.aflw"}
+    assert cli.main(["info", "pipnet_r18.300w"]) == 0
+    out = capsys.readouterr().out
+    assert "ibug68" in out and "0.485" in out and "weights:" in out
+
+
+def test_user_error_exits_2_without_traceback():
+    r = subprocess.run([sys.executable, "-m", "lmkzoo.cli", "info", "pipnet_r19"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "unknown model 'pipnet_r19'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_console_script_is_installed_and_fast_without_tensorflow():
+    code = "import sys, lmkzoo.cli; lmkzoo.cli.main(['list']); print('tensorflow' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip().endswith("False")

@@ -1,0 +1,97 @@
+import copy
+
+import pytest
+import yaml
+
+from lmkzoo import registry
+from lmkzoo.errors import UnknownModelError
+from lmkzoo.registry import ZooFormatError
+
+
+def _raw():
+    with open(registry.zoo_path()) as f:
+        return yaml.safe_load(f)
+
+
+def test_every_zoo_entry_validates_and_resolves():
+    specs = registry.validate_zoo(_raw())
+    assert specs, "zoo.yaml declares no model"
+    for name, spec in specs.items():
+        assert name == f"{spec.arch}.{spec.tag}"
+        assert registry.get_spec(name) == spec
+        w, h = spec.input_size
+        assert w > 0 and h > 0 and len(spec.mean) == 3 and len(spec.std) == 3
+        if spec.weights is not None:
+            assert len(spec.weights.sha256) == 64
+
+
+def test_packaged_zoo_is_the_repository_zoo():
+    # lmkzoo/zoo.yaml links to the repository root's zoo.yaml: one registry, no copy
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "zoo.yaml"
+    assert registry.zoo_path().resolve() == root.resolve()
+
+
+def test_bare_arch_resolves_to_default_tag():
+    spec = registry.get_spec("pipnet_r18")
+    assert spec.name == "pipnet_r18.wflw" and spec.scheme == "wflw98"
+    assert registry.get_spec("pipnet_r18.300w").scheme == "ibug68"
+    assert registry.get_spec("pipnet_r18.300w").crop["scale"] == 1.1
+
+
+def test_list_models_patterns():
+    names = registry.list_models("pipnet*")
+    assert "pipnet_r18.wflw" in names and "pipnet_r18.300w" in names and names == sorted(names)
+    assert registry.list_models("pipnet_r18") == registry.list_models("pipnet_r18.*")
+    assert registry.list_models("*.cofw") and all(n.endswith(".cofw") for n in registry.list_models("*.cofw"))
+    assert registry.list_models("no_such_model*") == []
+    assert all(registry.get_spec(n).has_weights for n in registry.list_models(pretrained=True))
+    assert set(registry.list_models(family="pipnet")) <= set(registry.list_models())
+
+
+def test_unknown_model_error_suggests():
+    with pytest.raises(UnknownModelError) as e:
+        registry.get_spec("pipnet_r18.helen")
+    assert "'pipnet_r18.helen'" in str(e.value) and "pipnet_r18.wflw" in str(e.value)
+
+
+def _weights():
+    return {
+        "url": "https://example.invalid/w.weights.h5",
+        "sha256": "a" * 64,
+        "format": ".weights.h5",
+        "license": "Apache-2.0",
+        "training_data": "WFLW",
+        "made_by": "trained by lmkzoo",
+    }
+
+
+def test_schema_rejects_unknown_keys_and_missing_sha():
+    raw = _raw()
+    bad = copy.deepcopy(raw)
+    bad["models"]["pipnet_r18"]["colour"] = "red"
+    with pytest.raises(ZooFormatError, match=r"pipnet_r18: unknown keys \['colour'\]"):
+        registry.validate_zoo(bad)
+    bad = copy.deepcopy(raw)
+    bad["models"]["pipnet_r18"]["tags"]["wflw"]["weights"] = {k: v for k, v in _weights().items() if k != "sha256"}
+    with pytest.raises(ZooFormatError, match=r"missing required keys \['sha256'\]"):
+        registry.validate_zoo(bad)
+    bad["models"]["pipnet_r18"]["tags"]["wflw"]["weights"] = {**_weights(), "sha256": "xyz"}
+    with pytest.raises(ZooFormatError, match="64 hex digits"):
+        registry.validate_zoo(bad)
+    good = copy.deepcopy(raw)
+    good["models"]["pipnet_r18"]["tags"]["wflw"]["weights"] = _weights()
+    assert registry.validate_zoo(good)["pipnet_r18.wflw"].weights.sha256 == "a" * 64
+    bad = copy.deepcopy(raw)
+    bad["models"]["pipnet_r18"]["tags"]["wflw"]["scheme"] = "wflw_98"
+    with pytest.raises(ZooFormatError, match="unknown scheme 'wflw_98'"):
+        registry.validate_zoo(bad)
+    bad = copy.deepcopy(raw)
+    bad["models"]["pipnet_r18"]["tags"]["wflw"]["input"] = {"crop": {"policy": "magic"}}
+    with pytest.raises(ZooFormatError, match="crop.policy"):
+        registry.validate_zoo(bad)
+    bad = copy.deepcopy(raw)
+    bad["models"]["pipnet_r18"]["default_tag"] = "helen"
+    with pytest.raises(ZooFormatError, match="default_tag"):
+        registry.validate_zoo(bad)
