@@ -1,13 +1,10 @@
 import csv
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from lmkzoo import schemes
 from lmkzoo.errors import InvalidArgumentError, SchemeMismatchError, UnknownSchemeError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ALL = schemes.names()
 
 
@@ -88,8 +85,8 @@ def test_skeleton_is_valid_and_drawable():
     assert (41, 36) in edges and (16, 0) not in edges and (30, 31) not in edges
 
 
-def _teacher_mean_face():
-    path = SHARED / "lfw_faces" / "teacher68.csv"
+def _teacher_mean_face(shared):
+    path = shared / "lfw_faces" / "teacher68.csv"
     rows = []
     with open(path) as f:
         for r in csv.DictReader(f):
@@ -98,10 +95,10 @@ def _teacher_mean_face():
     return np.asarray(rows).reshape(-1, 68, 2).mean(axis=0)
 
 
-def test_ibug68_semantics_on_real_faces():
+def test_ibug68_semantics_on_real_faces(shared_data):
     """Names say image-left/right: check them on the mean of 3,733 real LFW faces (teacher labels)."""
     s = schemes.get("ibug68")
-    mean = _teacher_mean_face()
+    mean = _teacher_mean_face(shared_data)
     cx = (mean[36, 0] + mean[45, 0]) / 2
     for i, n in enumerate(s.names):
         if n.startswith("left_"):
@@ -109,9 +106,9 @@ def test_ibug68_semantics_on_real_faces():
         if n.startswith("right_"):
             assert mean[i, 0] > cx, n
     assert mean[30, 1] > mean[36, 1] and mean[57, 1] > mean[30, 1] and mean[8, 1] > mean[57, 1]
-    # a real mean face is nearly symmetric: flipping it about its own axis changes it by < 3% of its width
+    # a real mean face is nearly symmetric: flipping it about its own axis moves no point by 10% of its width
     flipped = s.flip(mean, 2 * cx)
-    assert np.abs(flipped - mean).max() < 0.03 * (mean[:, 0].max() - mean[:, 0].min()) * 3
+    assert np.abs(flipped - mean).max() < 0.1 * (mean[:, 0].max() - mean[:, 0].min())
     assert np.abs(flipped - mean).mean() < 2.0
 
 
