@@ -89,9 +89,7 @@ class ChecksumMismatchError(LmkzooError, OSError):
         self.actual = actual
         self.url = url
         src = f" (from {url})" if url else ""
-        super().__init__(
-            f"SHA-256 mismatch for {path}{src}: expected {expected}, got {actual}; the file was deleted"
-        )
+        super().__init__(f"SHA-256 mismatch for {path}{src}: expected {expected}, got {actual}")
 
 
 class InvalidImageError(LmkzooError, ValueError):

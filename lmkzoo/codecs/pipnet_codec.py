@@ -1,0 +1,204 @@
+"""PIPNet codec (Jin et al. 2021): grid scores + in-cell offsets + neighbour offsets, and the neighbour merge.
+
+Facts followed exactly (REFERENCE_FACTS §A5-A7, jhb86253817/PIPNet):
+
+* Normalised coordinates ``t = p / input_size`` (per axis). Cell ``mu = clip(floor(t * G), 0, G - 1)`` on the
+  ``G = input / net_stride`` grid; offset targets ``t * G - mu`` (grid-cell units); neighbour targets
+  ``t[nb] * G - mu`` relative to the landmark's own cell.
+* Decode: per landmark, the argmax cell of the raw scores (no sigmoid), ``x̂ = (gx + ox) / G``; each landmark
+  also votes for its ``C`` neighbours; the merged point is ``(x̂_m + Σ votes for m) / (1 + max_len)`` over
+  the *cyclically padded* reverse list of ``m`` (so some votes count twice, as in PIPNet).
+* Neighbour tables: from the mean face, ``argsort`` of squared distances, dropping the point itself,
+  computed once (:meth:`PIPNetCodec.from_meanface`) and stored in the config, never recomputed at
+  inference. Channel ``i * C + j`` of the neighbour maps holds landmark ``i``'s ``j``-th neighbour.
+
+The merge is a constant ``(K·C, K)`` count matrix applied with one matmul, and the cell lookups are
+one-hot products, so the decode has no GATHER / SEGMENT ops and runs on the TFLite GPU delegate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from keras import ops
+
+from lmkzoo.api_export import lmkzoo_export
+from lmkzoo.codecs.base import LandmarkCodec, gather_cells, one_hot_cells
+from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
+
+__all__ = ["PIPNetCodec", "neighbor_tables", "read_meanface", "packaged_meanface"]
+
+
+def read_meanface(path) -> np.ndarray:
+    """Read a PIPNet ``meanface.txt`` (one line ``x0 y0 x1 y1 ...``, normalised) into ``(K, 2)``."""
+    from lmkzoo.errors import DatasetFormatError
+
+    text = Path(path).read_text().split()
+    try:
+        values = np.array([float(v) for v in text], dtype=np.float64)
+    except ValueError as e:
+        raise DatasetFormatError(f"meanface must hold numbers only ({e})", path=path, line=1) from None
+    if values.size == 0 or values.size % 2:
+        raise DatasetFormatError(f"meanface needs an even, non-zero count of numbers; got {values.size}", path=path, line=1)
+    return values.reshape(-1, 2)
+
+
+def packaged_meanface(name: str) -> np.ndarray:
+    """A mean face shipped in ``lmkzoo/assets/meanfaces`` (``pipnet_wflw``, ``pipnet_300w``, ...)."""
+    folder = Path(__file__).resolve().parents[1] / "assets" / "meanfaces"
+    path = folder / f"{name}.txt"
+    if not path.exists():
+        known = sorted(p.stem for p in folder.glob("*.txt"))
+        raise InvalidArgumentError(f"unknown packaged mean face {name!r}; available: {known}")
+    return read_meanface(path)
+
+
+def neighbor_tables(meanface, num_neighbors: int = 10):
+    """PIPNet's neighbour tables from a mean face ``(K, 2)``.
+
+    Returns ``(neighbor_indices (K, C), reverse_index1, reverse_index2, max_len)``: for each landmark ``m``
+    the (predicting landmark ``i``, neighbour slot ``j``) pairs that vote for it, in order of ``i`` then
+    ``j``, padded cyclically to ``max_len`` (the list repeated, then cut), flattened to length ``K * max_len``.
+    A landmark that no other landmark votes for gets ``-1`` entries (its own prediction counts for them).
+    """
+    mf = np.asarray(meanface, dtype=np.float64).reshape(-1, 2)
+    k = len(mf)
+    if not 1 <= num_neighbors < k:
+        raise InvalidArgumentError(f"num_neighbors must be in [1, {k - 1}] for {k} points; got {num_neighbors}")
+    d = ((mf[:, None, :] - mf[None, :, :]) ** 2).sum(-1)
+    nb = np.argsort(d, axis=1)[:, 1 : num_neighbors + 1]
+    reverse = [[] for _ in range(k)]
+    for i in range(k):
+        for j in range(num_neighbors):
+            reverse[nb[i, j]].append((i, j))
+    max_len = max(len(r) for r in reverse)
+    r1, r2 = [], []
+    for r in reverse:
+        # a landmark that is nobody's neighbour (possible with few neighbours) gets -1 slots: its own
+        # prediction stands in for the missing votes (PIPNet's code would fail on it)
+        padded = (r * (max_len // len(r) + 1))[:max_len] if r else [(-1, -1)] * max_len
+        r1 += [i for i, _ in padded]
+        r2 += [j for _, j in padded]
+    return nb.astype(np.int64), np.array(r1, np.int64), np.array(r2, np.int64), int(max_len)
+
+
+@lmkzoo_export
+class PIPNetCodec(LandmarkCodec):
+    """PIPNet targets (``encode``) and the batched decode + neighbour merge (``call``).
+
+    Args:
+        num_points: K.
+        neighbor_indices: ``(K, C)`` neighbour table (see :func:`neighbor_tables`).
+        reverse_index1, reverse_index2: flat ``K * max_len`` cyclic-padded reverse tables.
+        input_size: ``(W, H)`` of the network input; net_stride: 16, 32, 64 or 128.
+        meanface: the normalised mean face the tables came from (kept for reference and re-use).
+    """
+
+    output_keys = ("scores", "offset_x", "offset_y", "neighbor_x", "neighbor_y")
+
+    def __init__(self, num_points, neighbor_indices, reverse_index1, reverse_index2, input_size=(256, 256),
+                 net_stride: int = 32, meanface=None, **kwargs):
+        super().__init__(num_points=num_points, input_size=input_size, **kwargs)
+        nb = np.asarray(neighbor_indices, dtype=np.int64)
+        if nb.ndim != 2 or nb.shape[0] != self.num_points:
+            raise ShapeMismatchError(f"neighbor_indices must be ({self.num_points}, C); got {nb.shape}")
+        r1 = np.asarray(reverse_index1, dtype=np.int64)
+        r2 = np.asarray(reverse_index2, dtype=np.int64)
+        if r1.shape != r2.shape or r1.ndim != 1 or r1.size % self.num_points:
+            raise ShapeMismatchError(f"reverse tables must be equal 1-D lists of K*max_len; got {r1.shape}, {r2.shape}")
+        if net_stride not in (16, 32, 64, 128):
+            raise InvalidArgumentError(f"net_stride must be 16, 32, 64 or 128; got {net_stride!r}")
+        w, h = self.input_size
+        if w % net_stride or h % net_stride:
+            raise InvalidArgumentError(f"input size {self.input_size} must be a multiple of net_stride {net_stride}")
+        self.neighbor_indices = nb
+        self.reverse_index1 = r1
+        self.reverse_index2 = r2
+        self.num_neighbors = int(nb.shape[1])
+        self.max_len = int(r1.size // self.num_points)
+        self.net_stride = int(net_stride)
+        self.grid = (w // net_stride, h // net_stride)  # (Gw, Gh)
+        self.meanface = None if meanface is None else np.asarray(meanface, dtype=np.float64).reshape(self.num_points, 2)
+        # merge matrix: column m counts how often vote (i, j) appears in m's padded reverse list
+        m = np.zeros((self.num_points * self.num_neighbors, self.num_points), np.float32)
+        own = np.ones(self.num_points, np.float32)
+        for idx in range(r1.size):
+            if r1[idx] < 0:
+                own[idx // self.max_len] += 1.0
+            else:
+                m[r1[idx] * self.num_neighbors + r2[idx], idx // self.max_len] += 1.0
+        self._merge = m
+        self._own_weight = own
+        gw, gh = self.grid
+        cells = np.arange(gw * gh)
+        self._cell_x = (cells % gw).astype(np.float32).reshape(1, -1, 1)
+        self._cell_y = (cells // gw).astype(np.float32).reshape(1, -1, 1)
+
+    @classmethod
+    def from_meanface(cls, meanface, num_neighbors: int = 10, input_size=(256, 256), net_stride: int = 32, **kwargs):
+        mf = np.asarray(meanface, dtype=np.float64).reshape(-1, 2)
+        nb, r1, r2, _ = neighbor_tables(mf, num_neighbors)
+        return cls(len(mf), nb, r1, r2, input_size=input_size, net_stride=net_stride, meanface=mf, **kwargs)
+
+    # ------------------------------------------------------------------------------------------ encode (tf)
+    def encode(self, landmarks, visible=None):
+        """Compact targets: ``cell`` (K,) int32 = row·Gw + col, ``offsets`` (K, 2), ``neighbor_offsets``
+        (K, C, 2), ``visible`` (K,) and ``neighbor_visible`` (K, C) (both ends of a vote visible). Works on
+        one example or a batch (leading dims)."""
+        import tensorflow as tf
+
+        p = tf.convert_to_tensor(landmarks, tf.float32)
+        gw, gh = self.grid
+        w, h = self.input_size
+        g = tf.constant([gw, gh], tf.float32)
+        t = p / tf.constant([w, h], tf.float32)
+        mu = tf.clip_by_value(tf.floor(t * g), 0.0, g - 1.0)
+        offsets = t * g - mu
+        nb = tf.gather(t, tf.constant(self.neighbor_indices, tf.int32), axis=-2) * g  # (..., K, C, 2)
+        nb_off = nb - mu[..., None, :]
+        cell = tf.cast(mu[..., 1] * gw + mu[..., 0], tf.int32)
+        visible = tf.ones(tf.shape(p)[:-1], tf.float32) if visible is None else tf.cast(visible, tf.float32)
+        nb_vis = tf.gather(visible, tf.constant(self.neighbor_indices, tf.int32), axis=-1) * visible[..., None]
+        return {"cell": cell, "offsets": offsets, "neighbor_offsets": nb_off, "visible": visible, "neighbor_visible": nb_vis}
+
+    # ------------------------------------------------------------------------------------------ decode (keras.ops)
+    def call(self, outputs):
+        k, c = self.num_points, self.num_neighbors
+        gw, gh = self.grid
+        hw = gw * gh
+        scores = ops.reshape(outputs["scores"], (-1, hw, k))
+        best = ops.argmax(scores, axis=1)  # (B, K): first maximum on ties, as torch
+        oh = one_hot_cells(best, hw, scores.dtype)  # (B, HW, K)
+        gx = ops.sum(oh * self._cell_x, axis=1)
+        gy = ops.sum(oh * self._cell_y, axis=1)
+        ox = gather_cells(ops.reshape(outputs["offset_x"], (-1, hw, k)), oh)
+        oy = gather_cells(ops.reshape(outputs["offset_y"], (-1, hw, k)), oh)
+        nbx = gather_cells(ops.reshape(outputs["neighbor_x"], (-1, hw, k, c)), oh)  # (B, K, C)
+        nby = gather_cells(ops.reshape(outputs["neighbor_y"], (-1, hw, k, c)), oh)
+        votes_x = ops.reshape(ops.expand_dims(gx, -1) + nbx, (-1, k * c))
+        votes_y = ops.reshape(ops.expand_dims(gy, -1) + nby, (-1, k * c))
+        merge = ops.convert_to_tensor(self._merge, dtype=scores.dtype)
+        norm = 1.0 / (1.0 + self.max_len)
+        w, h = self.input_size
+        # grid units -> crop pixels: (cell + offset) / G * input_size = (cell + offset) * stride
+        ox, oy = gx + ox, gy + oy
+        if np.any(self._own_weight != 1):  # landmarks without voters count their own prediction more
+            ox, oy = ox * self._own_weight, oy * self._own_weight
+        x = (ox + ops.matmul(votes_x, merge)) * (norm * w / gw)
+        y = (oy + ops.matmul(votes_y, merge)) * (norm * h / gh)
+        landmarks = ops.stack([x, y], axis=-1)
+        return {"landmarks": landmarks, "scores": gather_cells(scores, oh)}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "neighbor_indices": self.neighbor_indices.tolist(),
+                "reverse_index1": self.reverse_index1.tolist(),
+                "reverse_index2": self.reverse_index2.tolist(),
+                "net_stride": self.net_stride,
+                "meanface": None if self.meanface is None else self.meanface.round(6).tolist(),
+            }
+        )
+        return config

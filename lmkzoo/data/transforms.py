@@ -1,0 +1,195 @@
+"""TensorFlow ops on one example for tf.data: crops, one geometric affine, photometric augmentations.
+
+Geometry is applied ONCE: the crop transform and every random geometric augmentation (rotation, scale,
+translation, horizontal flip) are composed into a single 2x3 affine that warps the original image and moves
+the points, so image and points cannot drift apart and the image is resampled only once (augmented crops
+keep real image content at their borders instead of black corners). A flip also permutes the points with
+the scheme's flip permutation.
+
+All matrices use lmkzoo's corner convention (``lmkzoo.geometry``); :func:`warp_image` converts to the
+centre convention of TensorFlow's sampler, exactly like ``geometry.warp_affine`` does for OpenCV.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "to3", "affine_apply", "box_affine", "crop_box", "similarity_to_template", "warp_image", "random_geometry",
+    "random_erasing", "gaussian_blur", "random_grayscale", "color_jitter", "pca_lighting", "normalize_image",
+]
+
+# AlexNet PCA lighting: eigenvalues / eigenvectors of ImageNet RGB covariance (pixels in [0, 1])
+_PCA_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
+_PCA_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]], np.float32)
+
+
+def to3(m):
+    """2x3 → 3x3 (tf)."""
+    return tf.concat([m, tf.constant([[0.0, 0.0, 1.0]], m.dtype)], axis=0)
+
+
+def _compose(*ms):
+    """compose(A, B): A first, then B."""
+    out = to3(ms[0])
+    for m in ms[1:]:
+        out = tf.matmul(to3(m), out)
+    return out[:2]
+
+
+def affine_apply(points, m):
+    """Points ``(K, 2)`` through a 2x3 affine."""
+    return tf.matmul(points, m[:, :2], transpose_b=True) + m[:, 2]
+
+
+def crop_box(box, scale=(1.0, 1.0), shift=(0.0, 0.0), square=False):
+    """TF twin of :func:`lmkzoo.crops.crop_box` (tested equal)."""
+    box = tf.cast(box, tf.float32)
+    w, h = box[2] - box[0], box[3] - box[1]
+    cx = (box[0] + box[2]) / 2 + shift[0] * w
+    cy = (box[1] + box[3]) / 2 + shift[1] * h
+    hw, hh = scale[0] * w / 2, scale[1] * h / 2
+    if square:
+        s = tf.maximum(hw, hh)
+        hw, hh = s, s
+    return tf.stack([cx - hw, cy - hh, cx + hw, cy + hh])
+
+
+def box_affine(box, out_size):
+    """TF twin of :func:`lmkzoo.geometry.box_to_affine`: the box onto a ``(W, H)`` image."""
+    ow, oh = float(out_size[0]), float(out_size[1])
+    sx = ow / tf.maximum(box[2] - box[0], 1e-6)
+    sy = oh / tf.maximum(box[3] - box[1], 1e-6)
+    z = tf.zeros_like(sx)
+    return tf.stack([tf.stack([sx, z, -sx * box[0]]), tf.stack([z, sy, -sy * box[1]])])
+
+
+def similarity_to_template(src, dst):
+    """TF twin of :func:`lmkzoo.geometry.similarity_umeyama` for 2-D points (closed form, no SVD)."""
+    src = tf.cast(src, tf.float32)
+    dst = tf.cast(dst, tf.float32)
+    ms, md = tf.reduce_mean(src, 0), tf.reduce_mean(dst, 0)
+    s, d = src - ms, dst - md
+    var = tf.reduce_sum(s**2)
+    a = tf.reduce_sum(s[:, 0] * d[:, 0] + s[:, 1] * d[:, 1]) / var  # s·cos
+    b = tf.reduce_sum(s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]) / var  # s·sin
+    r = tf.stack([tf.stack([a, -b]), tf.stack([b, a])])
+    t = md - tf.linalg.matvec(r, ms)
+    return tf.concat([r, t[:, None]], axis=1)
+
+
+def warp_image(image, m, out_size, *, interpolation="BILINEAR", fill_value=0.0):
+    """Warp ``image`` (H, W, C) with the corner-convention affine ``m`` (image → output) to ``(W, H)``."""
+    ow, oh = int(out_size[0]), int(out_size[1])
+    inv = tf.linalg.inv(to3(tf.cast(m, tf.float32)))
+    # centre convention: src_c = inv(dst_c + 0.5) - 0.5
+    shift = tf.linalg.matvec(inv[:2, :2], tf.constant([0.5, 0.5])) + inv[:2, 2] - 0.5
+    t = tf.concat([tf.reshape(inv[0, :2], [2]), shift[:1], tf.reshape(inv[1, :2], [2]), shift[1:], tf.zeros([2])], 0)
+    dtype = image.dtype
+    img = tf.cast(image, tf.float32)[None]
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=img, transforms=t[None], output_shape=tf.constant([oh, ow], tf.int32),
+        fill_value=tf.constant(fill_value, tf.float32), interpolation=interpolation, fill_mode="CONSTANT",
+    )[0]
+    if dtype == tf.uint8:
+        out = tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+    return out
+
+
+def random_geometry(out_size, *, flip_p=0.0, rotate_p=0.0, max_rotate_deg=0.0, scale_p=0.0, scale_range=(1.0, 1.0),
+                    translate_p=0.0, max_translate_frac=0.0, seed=None):
+    """A random crop→crop affine (about the crop centre) and whether it mirrors.
+
+    Order: flip, then rotation and scale about the centre, then translation (a fraction of the crop size).
+    """
+    w, h = float(out_size[0]), float(out_size[1])
+    u = tf.random.uniform([8], seed=seed)
+    flip = u[0] < flip_p
+    theta = tf.where(u[1] < rotate_p, (u[2] * 2 - 1) * max_rotate_deg * math.pi / 180, 0.0)
+    s = tf.where(u[3] < scale_p, scale_range[0] + u[4] * (scale_range[1] - scale_range[0]), 1.0)
+    do_t = u[5] < translate_p
+    tx = tf.where(do_t, (u[6] * 2 - 1) * max_translate_frac * w, 0.0)
+    ty = tf.where(do_t, (u[7] * 2 - 1) * max_translate_frac * h, 0.0)
+    f = tf.where(flip, tf.constant([[-1.0, 0.0, w], [0.0, 1.0, 0.0]]), tf.constant([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))
+    c, sn = tf.cos(theta) * s, tf.sin(theta) * s
+    cx, cy = w / 2, h / 2
+    rot = tf.stack([tf.stack([c, -sn, cx - c * cx + sn * cy + tx]), tf.stack([sn, c, cy - sn * cx - c * cy + ty])])
+    return _compose(f, rot), flip
+
+
+def random_erasing(image, p=0.5, max_frac=0.4, min_frac=0.0, fill="color", seed=None):
+    """With probability ``p``, fill a random rectangle (sides up to ``max_frac`` of the image) with one random
+    colour (``fill="color"``, PIPNet's occlusion) or uniform noise (``"noise"``, random erasing)."""
+    img = tf.cast(image, tf.float32)
+    h, w = tf.shape(img)[0], tf.shape(img)[1]
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    u = tf.random.uniform([5], seed=seed)
+    rh = tf.cast((min_frac + u[0] * (max_frac - min_frac)) * hf, tf.int32)
+    rw = tf.cast((min_frac + u[1] * (max_frac - min_frac)) * wf, tf.int32)
+    y0 = tf.cast(u[2] * tf.cast(h - rh + 1, tf.float32), tf.int32)
+    x0 = tf.cast(u[3] * tf.cast(w - rw + 1, tf.float32), tf.int32)
+    ys, xs = tf.range(h)[:, None], tf.range(w)[None, :]
+    mask = (ys >= y0) & (ys < y0 + rh) & (xs >= x0) & (xs < x0 + rw) & (u[4] < p)
+    if fill == "noise":
+        value = tf.random.uniform(tf.shape(img), 0, 255, seed=seed)
+    else:
+        value = tf.broadcast_to(tf.random.uniform([3], 0, 255, seed=seed), tf.shape(img))
+    return tf.where(mask[..., None], value, img)
+
+
+def gaussian_blur(image, p=0.3, max_sigma=5.0, seed=None):
+    """With probability ``p``, blur with a Gaussian of standard deviation ``U(0, max_sigma)`` pixels."""
+    img = tf.cast(image, tf.float32)
+    u = tf.random.uniform([2], seed=seed)
+    sigma = tf.maximum(u[1] * max_sigma, 1e-3)
+    radius = int(math.ceil(3 * max_sigma))
+    x = tf.range(-radius, radius + 1, dtype=tf.float32)
+    k = tf.exp(-0.5 * (x / sigma) ** 2)
+    k = k / tf.reduce_sum(k)
+    kx = tf.tile(tf.reshape(k, [1, -1, 1, 1]), [1, 1, 3, 1])
+    ky = tf.tile(tf.reshape(k, [-1, 1, 1, 1]), [1, 1, 3, 1])
+    padded = tf.pad(img[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    out = tf.nn.depthwise_conv2d(padded, kx, [1, 1, 1, 1], "VALID")
+    out = tf.nn.depthwise_conv2d(out, ky, [1, 1, 1, 1], "VALID")[0]
+    return tf.where(u[0] < p, out, img)
+
+
+def random_grayscale(image, p=0.2, seed=None):
+    img = tf.cast(image, tf.float32)
+    gray = tf.reduce_sum(img * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+    return tf.where(tf.random.uniform([], seed=seed) < p, tf.tile(gray, [1, 1, 3]), img)
+
+
+def color_jitter(image, brightness=0.0, contrast=0.0, saturation=0.0, p=1.0, seed=None):
+    """torchvision-style jitter: factors ``U(1 - v, 1 + v)`` for brightness, contrast and saturation."""
+    img = tf.cast(image, tf.float32)
+    u = tf.random.uniform([4], seed=seed)
+    out = img
+    if brightness:
+        out = out * (1 - brightness + 2 * brightness * u[0])
+    if contrast:
+        mean = tf.reduce_mean(tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), -1))
+        out = (out - mean) * (1 - contrast + 2 * contrast * u[1]) + mean
+    if saturation:
+        gray = tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), -1, keepdims=True)
+        out = (out - gray) * (1 - saturation + 2 * saturation * u[2]) + gray
+    out = tf.clip_by_value(out, 0.0, 255.0)
+    return tf.where(u[3] < p, out, img)
+
+
+def pca_lighting(image, sigma=0.05, seed=None):
+    """AlexNet PCA lighting noise: add ``eigvec @ (alpha * eigval)``, ``alpha ~ N(0, sigma)`` (pixels 0-255)."""
+    img = tf.cast(image, tf.float32)
+    alpha = tf.random.normal([3], stddev=sigma, seed=seed)
+    rgb = tf.linalg.matvec(tf.constant(_PCA_EIGVEC), alpha * tf.constant(_PCA_EIGVAL)) * 255.0
+    return tf.clip_by_value(img + rgb, 0.0, 255.0)
+
+
+def normalize_image(image, mean, std):
+    """``(x / 255 - mean) / std`` as float32 (the same arithmetic as ``ImageNormalization``)."""
+    scale = (1.0 / (255.0 * np.asarray(std))).astype(np.float32)
+    offset = (-np.asarray(mean) / np.asarray(std)).astype(np.float32)
+    return tf.cast(image, tf.float32) * scale + offset

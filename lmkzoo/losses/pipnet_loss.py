@@ -1,0 +1,66 @@
+"""PIPNet's loss (paper Eq. 1-6; REFERENCE_FACTS §A7)."""
+
+from __future__ import annotations
+
+from keras import ops
+
+from lmkzoo.api_export import lmkzoo_export
+from lmkzoo.codecs.base import gather_cells, one_hot_cells
+from lmkzoo.errors import InvalidArgumentError
+from lmkzoo.models.network import StructuredLoss
+
+__all__ = ["PIPLoss", "PIP_ALPHA"]
+
+#: the paper's balancing coefficient α = β per network stride (§4.1.2)
+PIP_ALPHA = {16: 0.02, 32: 0.1, 64: 0.125, 128: 0.25}
+
+
+@lmkzoo_export
+class PIPLoss(StructuredLoss):
+    """``cls_weight · MSE(scores, one-hot)`` + ``reg_weight · (L1(x) + L1(y) + L1(nb_x) + L1(nb_y))``.
+
+    The score term averages over every cell and landmark (``K·H·W``); the four regression terms are taken
+    only at each landmark's ground-truth cell and average over ``K`` (offsets) or ``K·C`` (neighbours).
+    PIPNet's code uses ``cls_weight = 10, reg_weight = 1`` at stride 32, i.e. the paper's α = β = 0.1;
+    with ``reg_weight=None`` the weight follows the paper's α for ``net_stride`` (``10 · α``).
+
+    ``y_true`` is the codec's target dict (``cell``, ``offsets``, ``neighbor_offsets``, ``visible``);
+    invisible landmarks contribute to no term (a neighbour vote counts only when both ends are visible). Returns the per-example loss ``(B,)``.
+    """
+
+    def __init__(self, cls_weight: float = 10.0, reg_weight: float | None = None, net_stride: int = 32,
+                 name="pip_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if net_stride not in PIP_ALPHA:
+            raise InvalidArgumentError(f"net_stride must be one of {sorted(PIP_ALPHA)}; got {net_stride!r}")
+        self.cls_weight = float(cls_weight)
+        self.net_stride = int(net_stride)
+        self.reg_weight = float(cls_weight * PIP_ALPHA[net_stride] if reg_weight is None else reg_weight)
+
+    def call(self, y_true, y_pred):
+        scores = y_pred["scores"]
+        _, gh, gw, k = scores.shape
+        hw = gh * gw
+        dtype = scores.dtype
+        cell = ops.cast(y_true["cell"], "int32")
+        vis = ops.cast(y_true["visible"], dtype)  # (B, K)
+        oh = one_hot_cells(cell, hw, dtype)  # (B, HW, K)
+        s = ops.reshape(scores, (-1, hw, k))
+        cls = ops.sum(ops.square(s - oh) * ops.expand_dims(vis, 1), axis=(1, 2)) / float(hw * k)
+
+        off = ops.cast(y_true["offsets"], dtype)  # (B, K, 2)
+        nb = ops.cast(y_true["neighbor_offsets"], dtype)  # (B, K, C, 2)
+        c = nb.shape[-2]
+        px = gather_cells(ops.reshape(y_pred["offset_x"], (-1, hw, k)), oh)
+        py = gather_cells(ops.reshape(y_pred["offset_y"], (-1, hw, k)), oh)
+        pnx = gather_cells(ops.reshape(y_pred["neighbor_x"], (-1, hw, k, c)), oh)
+        pny = gather_cells(ops.reshape(y_pred["neighbor_y"], (-1, hw, k, c)), oh)
+        l_off = ops.sum((ops.abs(px - off[..., 0]) + ops.abs(py - off[..., 1])) * vis, axis=1) / float(k)
+        nb_vis = ops.cast(y_true["neighbor_visible"], dtype)  # (B, K, C)
+        nb_err = (ops.abs(pnx - nb[..., 0]) + ops.abs(pny - nb[..., 1])) * nb_vis
+        l_nb = ops.sum(nb_err, axis=(1, 2)) / float(k * c)
+        return self.cls_weight * cls + self.reg_weight * (l_off + l_nb)
+
+    def get_config(self):
+        return {**super().get_config(), "cls_weight": self.cls_weight, "reg_weight": self.reg_weight,
+                "net_stride": self.net_stride}

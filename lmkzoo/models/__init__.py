@@ -1,0 +1,1 @@
+"""Networks (keras.ops only; no TensorFlow imports in this package)."""

@@ -1,0 +1,3 @@
+from lmkzoo.models.layers.image_normalization import ImageNormalization
+
+__all__ = ["ImageNormalization"]

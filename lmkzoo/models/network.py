@@ -1,0 +1,82 @@
+"""``LandmarkNetwork``: the base of every family's network (normalised crop → raw outputs).
+
+A functional ``keras.Model`` subclass (keras-hub style: the graph is built in ``__init__``, ``get_config``
+returns the constructor arguments, ``from_config`` rebuilds it). It carries its family's codec, so the
+decode configuration (grids, neighbour tables) travels with the network and its ``.keras`` files, and it
+trains with *structured* losses (losses that read the whole output dict, like ``PIPLoss``) through an
+overridden ``compute_loss``.
+"""
+
+from __future__ import annotations
+
+import keras
+
+__all__ = ["LandmarkNetwork", "StructuredLoss"]
+
+
+class StructuredLoss(keras.losses.Loss):
+    """A loss over the network's whole output dict and the codec's whole target dict.
+
+    ``call(y_true: dict, y_pred: dict) -> (B,)`` per-example loss. :class:`LandmarkNetwork` passes the
+    dicts through unchanged (Keras' CompileLoss would otherwise split them per output).
+    """
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        from keras import ops
+
+        per_example = self.call(y_true, y_pred)
+        if sample_weight is not None:
+            sw = ops.cast(sample_weight, per_example.dtype)
+            return ops.sum(per_example * sw) / ops.maximum(ops.sum(sw), 1e-12)
+        return ops.mean(per_example)
+
+
+class LandmarkNetwork(keras.Model):
+    """Base class of family networks. Subclasses build the graph and call :meth:`_finish`."""
+
+    def _finish(self, inputs, outputs, *, codec, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.codec = codec
+        #: the zoo spec (as a dict) the network was built for: input contract, scheme, crop policy; stored in
+        #: the config so a ``.keras`` file carries its preprocessing
+        self.zoo_spec = None
+
+    @property
+    def num_points(self) -> int:
+        return self.codec.num_points
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.codec.input_size
+
+    def decode(self, outputs):
+        """Raw outputs → ``{"landmarks" (B, K, 2) crop pixels, "scores" (B, K), ...}`` (the codec's decode)."""
+        return self.codec(outputs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss_fn = getattr(self, "loss", None)
+        if isinstance(loss_fn, StructuredLoss):
+            total = loss_fn(y, y_pred, sample_weight)
+            for extra in self.losses:
+                total = total + self._aggregate_additional_loss(extra)
+            return total
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        zoo_spec = config.pop("zoo_spec", None)
+        for key in ("backbone", "codec"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        network = cls(**config)
+        network.zoo_spec = zoo_spec
+        return network
+
+    def _base_config(self) -> dict:
+        return {
+            "codec": keras.saving.serialize_keras_object(self.codec),
+            "zoo_spec": self.zoo_spec,
+            "name": self.name,
+            "trainable": self.trainable,
+        }

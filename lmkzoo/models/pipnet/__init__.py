@@ -1,0 +1,3 @@
+from lmkzoo.models.pipnet.pipnet_network import PIPNet
+
+__all__ = ["PIPNet"]

@@ -1,0 +1,266 @@
+"""``Landmarker``: one model, any runtime, landmarks in original image pixels.
+
+``predict`` turns each face (a caller box, caller five points, a detector box, or the whole image) into
+the crop its model was trained on (the zoo spec's crop policy), runs all crops through the serving graph
+in batches (network + the family codec's decode, compiled once), and maps points, and covariances where
+the family has them, back to the image with the inverse crop transform.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from lmkzoo import geometry, schemes
+from lmkzoo.crops import crop_affine
+from lmkzoo.errors import InvalidArgumentError, NoFaceFoundError, ShapeMismatchError
+from lmkzoo.image_io import load_images
+
+__all__ = ["FaceLandmarks", "Landmarker", "KerasRunner"]
+
+
+@dataclasses.dataclass
+class FaceLandmarks:
+    """Landmarks of one face. ``points`` are ``(K, 2)`` float32 image pixels (lmkzoo's corner convention)."""
+
+    points: np.ndarray
+    scores: np.ndarray
+    box: np.ndarray
+    scheme: str
+    model: str
+    covariance: np.ndarray | None = None
+
+    @property
+    def uncertainty(self) -> np.ndarray | None:
+        """Scalar uncertainty per point ``|Σ|^(1/4)`` (pixels), where the family predicts a covariance."""
+        if self.covariance is None:
+            return None
+        return np.abs(np.linalg.det(self.covariance)) ** 0.25
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "model": self.model,
+            "scheme": self.scheme,
+            "box": [round(float(v), 2) for v in self.box],
+            "points": np.round(self.points, 3).tolist(),
+            "scores": np.round(self.scores, 4).tolist(),
+        }
+        if self.covariance is not None:
+            d["covariance"] = np.round(self.covariance, 4).tolist()
+        return d
+
+
+class KerasRunner:
+    """Runs a serving model as one compiled ``tf.function`` (not ``Model.predict``, which costs ~2.5x per call)."""
+
+    runtime = "keras"
+
+    def __init__(self, serving_model):
+        import tensorflow as tf
+
+        self.model = serving_model
+        spec = tf.TensorSpec([None, *serving_model.inputs[0].shape[1:]], tf.uint8)
+        self._fn = tf.function(lambda x: serving_model(x, training=False), input_signature=[spec], reduce_retracing=True)
+
+    def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        out = self._fn(crops)
+        return {k: v.numpy() for k, v in out.items()}
+
+
+class Landmarker:
+    """A zoo model ready for inference. Build it with :func:`lmkzoo.load`.
+
+    Attributes:
+        spec: the :class:`~lmkzoo.registry.ModelSpec`.
+        network: the ``keras.Model`` (normalised crop → raw outputs) for training and fine-tuning (Keras
+            runtime only).
+        scheme: the :class:`~lmkzoo.schemes.Scheme` of its points.
+    """
+
+    def __init__(self, spec, network=None, *, runner=None, batch_size: int = 16):
+        self.spec = spec
+        self.network = network
+        self.scheme = schemes.get(spec.scheme)
+        self.batch_size = int(batch_size)
+        self._runner = runner
+        self._detector = None
+
+    # ------------------------------------------------------------------------------------------ runtime
+    @property
+    def runner(self):
+        if self._runner is None:
+            if self.network is None:
+                raise InvalidArgumentError("this Landmarker has neither a network nor a runtime")
+            self._runner = KerasRunner(self.serving_model())
+        return self._runner
+
+    @property
+    def runtime(self) -> str:
+        return getattr(self.runner, "runtime", "keras")
+
+    def serving_model(self, *, with_affine: bool = False):
+        """The serving ``keras.Model`` (uint8 crop [+ crop→image affine] → decoded landmarks)."""
+        from lmkzoo.export.serving import build_serving_model
+
+        if self.network is None:
+            raise InvalidArgumentError(f"a {self.runtime} Landmarker has no Keras network to build a serving model from")
+        return build_serving_model(self.network, mean=self.spec.mean, std=self.spec.std, with_affine=with_affine)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.spec.input_size
+
+    # ------------------------------------------------------------------------------------------ faces
+    def _default_detector(self):
+        if self._detector is None:
+            from lmkzoo.detection import default_detector
+
+            self._detector = default_detector()
+        return self._detector
+
+    def _faces_for_image(self, img, boxes, five_points, detector):
+        """``[(box, five_points_or_None), ...]`` for one image."""
+        h, w = img.shape[:2]
+        policy = self.spec.crop.get("policy", "box")
+        if five_points is not None:
+            fp = np.asarray(five_points, dtype=np.float64)
+            if fp.ndim == 2:
+                fp = fp[None]
+            if fp.ndim != 3 or fp.shape[1:] != (5, 2):
+                raise ShapeMismatchError(f"five_points must be (N, 5, 2) per image; got {fp.shape}")
+            return [(geometry.points_bbox(f), f) for f in fp]
+        if boxes is not None:
+            b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
+            return [(bb, None) for bb in b]
+        if detector is None:
+            return [(np.array([0.0, 0.0, w, h]), None)]
+        det = self._default_detector() if isinstance(detector, str) and detector == "default" else detector
+        if not callable(det):
+            raise InvalidArgumentError(f"detector must be 'default', None or a callable image -> boxes; got {detector!r}")
+        found = det(img)
+        if policy in ("five_point", "five_point_hull") and hasattr(found, "five_points"):
+            return list(zip(found.boxes, found.five_points))
+        b = np.asarray(getattr(found, "boxes", found), dtype=np.float64).reshape(-1, 4)
+        return [(bb, None) for bb in b]
+
+    def _fill_five_points(self, images, faces):
+        """Aligned families given only boxes: the embedded default (box-based) model supplies five points."""
+        need = [[(b, None) for b, fp in f if fp is None] for f in faces]
+        if not any(need):
+            return faces
+        from lmkzoo.tasks.loader import load
+
+        if getattr(self, "_box_helper", None) is None:
+            self._box_helper = load()
+        helper = self._box_helper
+        if helper.spec.crop.get("policy", "box") != "box":
+            raise InvalidArgumentError(f"{helper.spec.name} cannot supply five points: it is not a box-crop model")
+        found = helper._predict_faces(images, need)
+        out = []
+        for f, res in zip(faces, found):
+            it = iter(res)
+            out.append([(b, fp if fp is not None else helper.scheme.five_points(next(it).points)) for b, fp in f])
+        return out
+
+    # ------------------------------------------------------------------------------------------ predict
+    def _run(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        outs = []
+        for i in range(0, len(crops), self.batch_size):
+            outs.append(self.runner(crops[i : i + self.batch_size]))
+        return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+
+    def _run_flip(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        """Average of the crop and its mirror (mirrored points flipped back with the scheme permutation)."""
+        n = len(crops)
+        both = self._run(np.concatenate([crops, crops[:, :, ::-1]]))
+        w = self.input_size[0]
+        perm = list(self.scheme.flip_permutation)
+        pts = both["landmarks"]
+        flipped = pts[n:][:, perm].copy()
+        flipped[..., 0] = w - flipped[..., 0]
+        out = {"landmarks": (pts[:n] + flipped) / 2, "scores": (both["scores"][:n] + both["scores"][n:][:, perm]) / 2}
+        if "covariance" in both:
+            cov_f = both["covariance"][n:][:, perm].copy()
+            cov_f[..., 0, 1] *= -1
+            cov_f[..., 1, 0] *= -1
+            out["covariance"] = (both["covariance"][:n] + cov_f) / 2
+        return out
+
+    def _predict_faces(self, images, faces_per_image, flip_test=False):
+        crops, affines, owners, boxes = [], [], [], []
+        w, h = self.input_size
+        for idx, (img, faces) in enumerate(zip(images, faces_per_image)):
+            ih, iw = img.shape[:2]
+            for box, fp in faces:
+                m = crop_affine(self.spec.crop, (w, h), box=box, five_points=fp, image_size=(iw, ih))
+                crops.append(geometry.warp_affine(img, m, (w, h)))
+                affines.append(m)
+                owners.append(idx)
+                boxes.append(np.asarray(box, dtype=np.float64))
+        results: list[list[FaceLandmarks]] = [[] for _ in images]
+        if not crops:
+            return results
+        batch = np.stack(crops)
+        out = self._run_flip(batch) if flip_test else self._run(batch)
+        inv = geometry.invert_affine(np.stack(affines))
+        pts = geometry.apply_affine(out["landmarks"].astype(np.float64), inv)
+        cov = out.get("covariance")
+        if cov is not None:
+            cov = geometry.transform_covariance(cov, inv)
+        for i, owner in enumerate(owners):
+            results[owner].append(
+                FaceLandmarks(
+                    points=pts[i].astype(np.float32),
+                    scores=out["scores"][i].astype(np.float32),
+                    box=boxes[i].astype(np.float32),
+                    scheme=self.scheme.name,
+                    model=self.spec.name,
+                    covariance=None if cov is None else cov[i].astype(np.float32),
+                )
+            )
+        return results
+
+    def predict(self, images, *, boxes=None, five_points=None, detector="default", flip_test: bool = False,
+                require_face: bool = False):
+        """Landmarks of every face.
+
+        Args:
+            images: a path, an RGB uint8 ``(H, W, 3)`` array (grayscale / RGBA are converted), or a list.
+            boxes: face boxes ``(x0, y0, x1, y1)``: ``(N, 4)`` for one image, or one such list per image.
+                An empty list gives no faces. Boxes are face boxes in the detector's sense; the model's crop
+                policy (zoo.yaml ``input.crop``) turns them into its training crop.
+            five_points: ``(N, 5, 2)`` per image (left eye, right eye, nose, left / right mouth corner).
+            detector: ``"default"`` (the built-in detector), ``None`` (the whole image is one face) or a
+                callable ``image -> boxes``.
+            flip_test: average with the mirrored crop (scheme flip permutation).
+            require_face: raise :class:`NoFaceFoundError` for an image without faces instead of returning [].
+        Returns:
+            one image: ``list[FaceLandmarks]``; a list of images: a list of such lists.
+        """
+        imgs, single = load_images(images)
+        n = len(imgs)
+
+        def per_image(arg, name):
+            if arg is None:
+                return [None] * n
+            if single:
+                return [arg]
+            if len(arg) != n:
+                raise ShapeMismatchError(f"{name} must have one entry per image ({n}); got {len(arg)}")
+            return list(arg)
+
+        bx, fps = per_image(boxes, "boxes"), per_image(five_points, "five_points")
+        faces = [self._faces_for_image(img, b, f, detector) for img, b, f in zip(imgs, bx, fps)]
+        if require_face:
+            empty = [i for i, f in enumerate(faces) if not f]
+            if empty:
+                raise NoFaceFoundError(f"no face found in image(s) {empty}")
+        if self.spec.crop.get("policy", "box") in ("five_point", "five_point_hull"):
+            faces = self._fill_five_points(imgs, faces)
+        results = self._predict_faces(imgs, faces, flip_test)
+        return results[0] if single else results
+
+    def __repr__(self) -> str:
+        return f"Landmarker({self.spec.name!r}, family={self.spec.family!r}, scheme={self.scheme.name!r}, runtime={self.runtime!r})"
