@@ -16,6 +16,7 @@ from lmkzoo.errors import LmkzooError
 EXAMPLES = {
     "list": "lmkzoo list 'pipnet*' --pretrained",
     "info": "lmkzoo info pipnet_r18.wflw",
+    "convert": "lmkzoo convert pipnet-torch epoch59.pth --scheme wflw98 --meanface meanface.txt --out pipnet_r18_wflw",
 }
 
 
@@ -54,6 +55,19 @@ def _cmd_info(args) -> int:
         print(json.dumps(spec.to_dict(), indent=2, default=str))
         return 0
     print(format_model_card(spec))
+    return 0
+
+
+def _cmd_convert(args) -> int:
+    from lmkzoo.convert.pipnet_torch import convert_checkpoint
+
+    _, report = convert_checkpoint(args.checkpoint, scheme=args.scheme, meanface=args.meanface, model=args.model,
+                                   out=args.out, input_size=args.input_size, check=not args.no_check)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for k, v in report.items():
+            print(f"{k}: {v}")
     return 0
 
 
@@ -115,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("info", "show a model's card: input contract, recipe, paper numbers, weights and licence", _cmd_info)
     sp.add_argument("name", help="arch or arch.tag, e.g. pipnet_r18 or pipnet_r18.300w")
+    sp.add_argument("--json", action="store_true")
+    sp = add("convert", "convert an official checkpoint into lmkzoo weights (.weights.h5 + .keras), with a numeric check", _cmd_convert)
+    sp.add_argument("kind", choices=["pipnet-torch"], help="checkpoint kind")
+    sp.add_argument("checkpoint", help="PyTorch state_dict (.pth), e.g. PIPNet's snapshots/<data>/<exp>/epoch59.pth")
+    sp.add_argument("--scheme", required=True, help="landmark scheme of the checkpoint (wflw98, ibug68, cofw29, aflw19, jd106)")
+    sp.add_argument("--meanface", help="PIPNet meanface.txt the checkpoint was trained with (default: the scheme's packaged one)")
+    sp.add_argument("--model", help="zoo arch to build (default: inferred from the checkpoint)")
+    sp.add_argument("--out", help="output path stem (writes STEM.weights.h5 and STEM.keras)")
+    sp.add_argument("--input-size", type=int, default=256)
+    sp.add_argument("--no-check", action="store_true", help="skip the PyTorch-vs-Keras numeric check")
     sp.add_argument("--json", action="store_true")
     return p
 

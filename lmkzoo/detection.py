@@ -18,8 +18,8 @@ from lmkzoo.errors import InvalidArgumentError
 __all__ = ["Detections", "HaarFaceDetector", "default_detector", "HAAR_CALIBRATION"]
 
 #: Haar box (cx, cy, s) → tight 68-point box: centre (cx + dx·s, cy + dy·s), size (sw·s, sh·s).
-#: Medians over the LFW teacher-labelled faces (see tools/calibrate_detector.py).
-HAAR_CALIBRATION = {"dx": 0.0, "dy": 0.0, "sw": 1.0, "sh": 1.0}
+#: Medians over 3,699 LFW teacher-labelled faces (tools/calibrate_detector.py; detection recall 99.1% there).
+HAAR_CALIBRATION = {"dx": 0.0065, "dy": 0.1682, "sw": 0.8109, "sh": 0.8014}
 
 
 @dataclasses.dataclass

@@ -1,0 +1,1 @@
+"""Converters from official checkpoints into lmkzoo's weights format (``lmkzoo convert ...``)."""

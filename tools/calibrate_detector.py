@@ -1,0 +1,77 @@
+"""Fit the Haar-box → tight-landmark-box calibration of lmkzoo.detection on the LFW teacher labels.
+
+For every LFW image with teacher points, the raw cascade box nearest to the points' centroid (and containing
+it) is paired with the tight box of the 68 points; the medians of the centre offset and size ratios (in units of
+the Haar box side) are the calibration. Also reports the detection recall on LFW and on faces68_dlib (a face
+counts as found when a detection's centre lies inside its tight landmark box and the box sizes agree within 2x).
+
+    python tools/calibrate_detector.py /work/shared/data
+"""
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lmkzoo.detection import HaarFaceDetector
+from lmkzoo.geometry import from_pts_convention
+from lmkzoo.image_io import read_image
+
+
+def match(raw, tight):
+    c = (tight[:2] + tight[2:]) / 2
+    best = None
+    for b in raw:
+        if b[0] <= c[0] <= b[2] and b[1] <= c[1] <= b[3]:
+            s = np.sqrt((b[2] - b[0]) * (b[3] - b[1]))
+            ts = np.sqrt((tight[2] - tight[0]) * (tight[3] - tight[1]))
+            if 0.5 < s / ts < 2.0:
+                d = np.linalg.norm((b[:2] + b[2:]) / 2 - c)
+                if best is None or d < best[0]:
+                    best = (d, b)
+    return None if best is None else best[1]
+
+
+def main(shared):
+    shared = Path(shared)
+    det = HaarFaceDetector()
+    ratios, found, total = [], 0, 0
+    with open(shared / "lfw_faces" / "teacher68.csv") as f:
+        for r in csv.DictReader(f):
+            if r["face_found"] != "1":
+                continue
+            pts = np.array([float(r[f"{a}{i}"]) for i in range(68) for a in "xy"]).reshape(68, 2)
+            tight = np.concatenate([pts.min(0), pts.max(0)])
+            raw, _ = det.raw(read_image(shared / "lfw_faces" / r["image"]))
+            total += 1
+            b = match(raw, tight)
+            if b is None:
+                continue
+            found += 1
+            s = np.sqrt((b[2] - b[0]) * (b[3] - b[1]))
+            ratios.append([((tight[0] + tight[2]) - (b[0] + b[2])) / 2 / s, ((tight[1] + tight[3]) - (b[1] + b[3])) / 2 / s,
+                           (tight[2] - tight[0]) / s, (tight[3] - tight[1]) / s])
+    r = np.median(np.asarray(ratios), axis=0)
+    print(f"LFW recall {found}/{total} = {found / total:.3f}")
+    print("calibration = {'dx': %.4f, 'dy': %.4f, 'sw': %.4f, 'sh': %.4f}" % tuple(r))
+    print("spread (IQR):", np.percentile(ratios, 75, axis=0) - np.percentile(ratios, 25, axis=0))
+    # recall on the in-the-wild dlib faces
+    dl = shared / "faces68_dlib"
+    found = total = 0
+    with open(dl / "faces.csv") as f:
+        rows = list(csv.DictReader(f))
+    cache = {}
+    for row in rows:
+        if row["image"] not in cache:
+            cache[row["image"]] = det.raw(read_image(dl / row["image"]))[0]
+        lines = (dl / row["pts_file"]).read_text().split("{")[1].split("}")[0].split()
+        pts = from_pts_convention(np.array(lines, float).reshape(-1, 2))
+        tight = np.concatenate([pts.min(0), pts.max(0)])
+        total += 1
+        found += match(cache[row["image"]], tight) is not None
+    print(f"faces68_dlib recall {found}/{total} = {found / total:.3f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data")
