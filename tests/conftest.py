@@ -22,3 +22,11 @@ def shared_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return shared_data_dir()
+
+
+@pytest.fixture(scope="session")
+def lfw_tfds(shared_data, tmp_path_factory):
+    """The LFW teacher-labelled faces as a built TFDS dataset (landmark_folder/lfw_teacher68)."""
+    from lmkzoo.testing.tiny import shared_tfds
+
+    return shared_tfds("lfw_teacher68", shared_data / "lfw_faces", tmp_path_factory.mktemp("tfds"))

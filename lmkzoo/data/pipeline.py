@@ -35,8 +35,12 @@ def _pair(v, default):
     return (float(v[0]), float(v[1]))
 
 
-def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training: bool = False, seed=None):
-    """The per-example map: crop + (training) augmentation. Returns a function ``example -> dict``."""
+def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training: bool = False):
+    """The per-example map: crop + (training) augmentation.
+
+    Returns ``fn(example, seed=None) -> dict``; ``seed`` is a stateless ``[2]`` int seed, required when the
+    augmentation is random (``make_dataset`` derives one per example from the run seed, epoch and index).
+    """
     sch = schemes.get(scheme)
     aug = get_preset(augment) if training else {}
     w, h = int(input_size[0]), int(input_size[1])
@@ -57,7 +61,10 @@ def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training
         raise InvalidArgumentError(f"unknown crop policy {policy!r}; allowed: box, five_point, five_point_hull, none")
     geo = {k: aug[k] for k in ("flip", "rotate", "scale", "translate") if k in aug}
 
-    def fn(ex):
+    def fn(ex, seed=None):
+        if aug and seed is None:
+            raise InvalidArgumentError("a training example needs a stateless seed for its augmentation")
+        seeds = T.split_seed(seed, 8) if aug else [None] * 8
         image = ex["image"]
         pts = tf.cast(ex["landmarks"], tf.float32)
         vis = tf.cast(ex.get("visible", tf.ones(tf.shape(pts)[:1])), tf.float32)
@@ -82,7 +89,7 @@ def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training
                 rotate_p=geo.get("rotate", {}).get("p", 0.0), max_rotate_deg=geo.get("rotate", {}).get("max_deg", 0.0),
                 scale_p=geo.get("scale", {}).get("p", 0.0), scale_range=tuple(geo.get("scale", {}).get("range", (1.0, 1.0))),
                 translate_p=geo.get("translate", {}).get("p", 0.0), max_translate_frac=geo.get("translate", {}).get("max_frac", 0.0),
-                seed=seed,
+                seed=seeds[0],
             )
             m = T.to3(g) @ T.to3(m)
             m = m[:2]
@@ -93,17 +100,19 @@ def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training
         img = tf.cast(img, tf.float32)
         if "color" in aug:
             c = aug["color"]
-            img = T.color_jitter(img, c.get("brightness", 0.0), c.get("contrast", 0.0), c.get("saturation", 0.0), p=c.get("p", 1.0))
+            img = T.color_jitter(img, c.get("brightness", 0.0), c.get("contrast", 0.0), c.get("saturation", 0.0),
+                                 p=c.get("p", 1.0), seed=seeds[1])
         if "pca_lighting" in aug:
-            img = T.pca_lighting(img, aug["pca_lighting"].get("sigma", 0.05))
+            img = T.pca_lighting(img, aug["pca_lighting"].get("sigma", 0.05), seed=seeds[2])
         if "erase" in aug:
             e = aug["erase"]
-            img = T.random_erasing(img, e.get("p", 0.5), e.get("max_frac", 0.4), e.get("min_frac", 0.0), e.get("fill", "color"))
+            img = T.random_erasing(img, e.get("p", 0.5), e.get("max_frac", 0.4), e.get("min_frac", 0.0), e.get("fill", "color"),
+                                   seed=seeds[3])
         if "blur" in aug:
             b = aug["blur"]
-            img = T.gaussian_blur(img, b.get("p", 0.3), b.get("max_sigma_frac", 5 / 256) * w)
+            img = T.gaussian_blur(img, b.get("p", 0.3), b.get("max_sigma_frac", 5 / 256) * w, seed=seeds[4])
         if "grayscale" in aug:
-            img = T.random_grayscale(img, aug["grayscale"].get("p", 0.2))
+            img = T.random_grayscale(img, aug["grayscale"].get("p", 0.2), seed=seeds[5])
         if aug.get("clip_points", False):
             p = tf.clip_by_value(p, 0.0, tf.constant([float(w), float(h)]))
         out = {
@@ -132,34 +141,60 @@ def load_tfds(name: str, split: str, *, data_dir=None, shuffle_files: bool = Fal
 
 def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=None, split: str = "train",
                  training: bool = False, batch_size: int = 16, augment=None, data_dir=None, shuffle_buffer: int = 2048,
-                 repeat: bool = False, seed=None, num_shards: int = 1, shard_index: int = 0, cache: bool = False,
-                 drop_remainder: bool | None = None):
+                 repeat: bool = False, seed: int = 0, start_epoch: int = 0, epochs: int = 1, num_shards: int = 1, shard_index: int = 0,
+                 cache: bool = False, drop_remainder: bool | None = None, epoch_multiple: int | None = None):
     """Batched ``tf.data.Dataset`` for training (``training=True``: ``(images, targets)``) or evaluation.
+
+    Training streams hold ``epochs`` epochs starting at ``start_epoch`` and are deterministic functions of
+    ``(seed, epoch, index)``: epoch ``e`` is the source shuffled with a seed derived from ``(seed, e)``, every
+    example augmented with a stateless seed derived from ``(seed, e, index)``, batched with
+    ``drop_remainder`` inside the epoch, so one Keras epoch (of ``len(source) // batch_size`` steps) is
+    exactly one pass and a run resumed at ``start_epoch`` sees the very batches an uninterrupted run would.
 
     Args:
         source: a ``tf.data.Dataset`` of example dicts, or a TFDS name (with ``split`` and ``data_dir``).
         crop, input_size, mean, std, scheme: the model's input contract (``ModelSpec.crop`` etc.).
         codec: the family codec; its ``encode`` makes the targets (required when ``training``).
         augment: preset name or dict (training only).
+        repeat: evaluation only: repeat the deterministic evaluation stream.
         num_shards, shard_index: shard by worker (distributed input), applied before anything else.
+        epoch_multiple: training epochs use the largest multiple of this many examples (the worker's share of
+            the global batch), so replicas fed per-replica batches stay aligned with epochs.
     """
     if isinstance(source, str):
-        source = load_tfds(source, split, data_dir=data_dir, shuffle_files=training)
+        source = load_tfds(source, split, data_dir=data_dir, shuffle_files=False)
     if training and codec is None:
         raise InvalidArgumentError("training datasets need the family codec (targets come from codec.encode)")
     ds = source
     if num_shards > 1:
         ds = ds.shard(num_shards, shard_index)
+    keep = ("image", "landmarks", "visible", "bbox")
+    ds = ds.map(lambda ex: {k: ex[k] for k in keep if k in ex})
     if cache:
         ds = ds.cache()
+    fn = make_example_fn(crop=crop, input_size=input_size, scheme=scheme, augment=augment, training=training)
     if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    fn = make_example_fn(crop=crop, input_size=input_size, scheme=scheme, augment=augment, training=training, seed=seed)
-    keep = ("image", "landmarks", "visible", "bbox")
-    ds = ds.map(lambda ex: fn({k: ex[k] for k in keep if k in ex}), num_parallel_calls=AUTOTUNE, deterministic=not training)
-    ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
+        src = ds
+        n = int(src.cardinality().numpy())
+        per_epoch = (n // epoch_multiple) * epoch_multiple if (epoch_multiple and n > 0) else -1
+        rng = np.random.default_rng([int(seed), 0x5EED])
+        epoch_seeds = rng.integers(0, 2**62, size=(start_epoch + int(epochs), 2))  # row e: (shuffle, augment)
+
+        def one_epoch(e):
+            aug_seed = tf.constant([int(epoch_seeds[e, 1]), e], tf.int64)
+            d = src.shuffle(shuffle_buffer, seed=int(epoch_seeds[e, 0]), reshuffle_each_iteration=False)
+            d = d.take(per_epoch).enumerate()
+            d = d.map(lambda i, ex: fn(ex, tf.random.experimental.stateless_fold_in(aug_seed, i)), num_parallel_calls=AUTOTUNE)
+            return d.batch(batch_size, drop_remainder=True if drop_remainder is None else drop_remainder)
+
+        ds = one_epoch(start_epoch)
+        for e in range(start_epoch + 1, start_epoch + int(epochs)):
+            ds = ds.concatenate(one_epoch(e))
+    else:
+        ds = ds.map(lambda ex: fn(ex), num_parallel_calls=AUTOTUNE)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.batch(batch_size, drop_remainder=bool(drop_remainder))
 
     def finish(b):
         images = T.normalize_image(b["images"], mean, std)

@@ -8,6 +8,11 @@ the scheme's flip permutation.
 
 All matrices use lmkzoo's corner convention (``lmkzoo.geometry``); :func:`warp_image` converts to the
 centre convention of TensorFlow's sampler, exactly like ``geometry.warp_affine`` does for OpenCV.
+
+Randomness is *stateless*: every random op takes a ``seed`` (a ``[2]`` int tensor) and the pipeline derives
+one seed per example from (run seed, epoch, index). The same run seed gives the same augmentations, in any
+order of evaluation, after a resume and on any number of workers, which is what makes a resumed training
+identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -20,11 +25,21 @@ import tensorflow as tf
 __all__ = [
     "to3", "affine_apply", "box_affine", "crop_box", "similarity_to_template", "warp_image", "random_geometry",
     "random_erasing", "gaussian_blur", "random_grayscale", "color_jitter", "pca_lighting", "normalize_image",
+    "split_seed",
 ]
 
 # AlexNet PCA lighting: eigenvalues / eigenvectors of ImageNet RGB covariance (pixels in [0, 1])
 _PCA_EIGVAL = np.array([0.2175, 0.0188, 0.0045], np.float32)
 _PCA_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]], np.float32)
+
+
+def split_seed(seed, n: int):
+    """``n`` independent stateless seeds ``(n, 2)`` from one."""
+    return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=n)
+
+
+def _uniform(shape, seed, minval=0.0, maxval=1.0):
+    return tf.random.stateless_uniform(shape, seed=tf.cast(seed, tf.int64), minval=minval, maxval=maxval)
 
 
 def to3(m):
@@ -100,13 +115,13 @@ def warp_image(image, m, out_size, *, interpolation="BILINEAR", fill_value=0.0):
 
 
 def random_geometry(out_size, *, flip_p=0.0, rotate_p=0.0, max_rotate_deg=0.0, scale_p=0.0, scale_range=(1.0, 1.0),
-                    translate_p=0.0, max_translate_frac=0.0, seed=None):
+                    translate_p=0.0, max_translate_frac=0.0, seed):
     """A random crop→crop affine (about the crop centre) and whether it mirrors.
 
     Order: flip, then rotation and scale about the centre, then translation (a fraction of the crop size).
     """
     w, h = float(out_size[0]), float(out_size[1])
-    u = tf.random.uniform([8], seed=seed)
+    u = _uniform([8], seed)
     flip = u[0] < flip_p
     theta = tf.where(u[1] < rotate_p, (u[2] * 2 - 1) * max_rotate_deg * math.pi / 180, 0.0)
     s = tf.where(u[3] < scale_p, scale_range[0] + u[4] * (scale_range[1] - scale_range[0]), 1.0)
@@ -120,13 +135,14 @@ def random_geometry(out_size, *, flip_p=0.0, rotate_p=0.0, max_rotate_deg=0.0, s
     return _compose(f, rot), flip
 
 
-def random_erasing(image, p=0.5, max_frac=0.4, min_frac=0.0, fill="color", seed=None):
+def random_erasing(image, p=0.5, max_frac=0.4, min_frac=0.0, fill="color", *, seed):
     """With probability ``p``, fill a random rectangle (sides up to ``max_frac`` of the image) with one random
     colour (``fill="color"``, PIPNet's occlusion) or uniform noise (``"noise"``, random erasing)."""
     img = tf.cast(image, tf.float32)
     h, w = tf.shape(img)[0], tf.shape(img)[1]
     hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-    u = tf.random.uniform([5], seed=seed)
+    s1, s2 = tf.unstack(split_seed(seed, 2))
+    u = _uniform([5], s1)
     rh = tf.cast((min_frac + u[0] * (max_frac - min_frac)) * hf, tf.int32)
     rw = tf.cast((min_frac + u[1] * (max_frac - min_frac)) * wf, tf.int32)
     y0 = tf.cast(u[2] * tf.cast(h - rh + 1, tf.float32), tf.int32)
@@ -134,16 +150,16 @@ def random_erasing(image, p=0.5, max_frac=0.4, min_frac=0.0, fill="color", seed=
     ys, xs = tf.range(h)[:, None], tf.range(w)[None, :]
     mask = (ys >= y0) & (ys < y0 + rh) & (xs >= x0) & (xs < x0 + rw) & (u[4] < p)
     if fill == "noise":
-        value = tf.random.uniform(tf.shape(img), 0, 255, seed=seed)
+        value = _uniform(tf.shape(img), s2, 0.0, 255.0)
     else:
-        value = tf.broadcast_to(tf.random.uniform([3], 0, 255, seed=seed), tf.shape(img))
+        value = tf.broadcast_to(_uniform([3], s2, 0.0, 255.0), tf.shape(img))
     return tf.where(mask[..., None], value, img)
 
 
-def gaussian_blur(image, p=0.3, max_sigma=5.0, seed=None):
+def gaussian_blur(image, p=0.3, max_sigma=5.0, *, seed):
     """With probability ``p``, blur with a Gaussian of standard deviation ``U(0, max_sigma)`` pixels."""
     img = tf.cast(image, tf.float32)
-    u = tf.random.uniform([2], seed=seed)
+    u = _uniform([2], seed)
     sigma = tf.maximum(u[1] * max_sigma, 1e-3)
     radius = int(math.ceil(3 * max_sigma))
     x = tf.range(-radius, radius + 1, dtype=tf.float32)
@@ -157,16 +173,16 @@ def gaussian_blur(image, p=0.3, max_sigma=5.0, seed=None):
     return tf.where(u[0] < p, out, img)
 
 
-def random_grayscale(image, p=0.2, seed=None):
+def random_grayscale(image, p=0.2, *, seed):
     img = tf.cast(image, tf.float32)
     gray = tf.reduce_sum(img * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
-    return tf.where(tf.random.uniform([], seed=seed) < p, tf.tile(gray, [1, 1, 3]), img)
+    return tf.where(_uniform([], seed) < p, tf.tile(gray, [1, 1, 3]), img)
 
 
-def color_jitter(image, brightness=0.0, contrast=0.0, saturation=0.0, p=1.0, seed=None):
+def color_jitter(image, brightness=0.0, contrast=0.0, saturation=0.0, p=1.0, *, seed):
     """torchvision-style jitter: factors ``U(1 - v, 1 + v)`` for brightness, contrast and saturation."""
     img = tf.cast(image, tf.float32)
-    u = tf.random.uniform([4], seed=seed)
+    u = _uniform([4], seed)
     out = img
     if brightness:
         out = out * (1 - brightness + 2 * brightness * u[0])
@@ -180,10 +196,10 @@ def color_jitter(image, brightness=0.0, contrast=0.0, saturation=0.0, p=1.0, see
     return tf.where(u[3] < p, out, img)
 
 
-def pca_lighting(image, sigma=0.05, seed=None):
+def pca_lighting(image, sigma=0.05, *, seed):
     """AlexNet PCA lighting noise: add ``eigvec @ (alpha * eigval)``, ``alpha ~ N(0, sigma)`` (pixels 0-255)."""
     img = tf.cast(image, tf.float32)
-    alpha = tf.random.normal([3], stddev=sigma, seed=seed)
+    alpha = tf.random.stateless_normal([3], seed=tf.cast(seed, tf.int64), stddev=sigma)
     rgb = tf.linalg.matvec(tf.constant(_PCA_EIGVEC), alpha * tf.constant(_PCA_EIGVAL)) * 255.0
     return tf.clip_by_value(img + rgb, 0.0, 255.0)
 

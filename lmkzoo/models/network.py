@@ -27,8 +27,22 @@ class StructuredLoss(keras.losses.Loss):
         per_example = self.call(y_true, y_pred)
         if sample_weight is not None:
             sw = ops.cast(sample_weight, per_example.dtype)
-            return ops.sum(per_example * sw) / ops.maximum(ops.sum(sw), 1e-12)
-        return ops.mean(per_example)
+            value = ops.sum(per_example * sw) / ops.maximum(ops.sum(sw), 1e-12)
+        else:
+            value = ops.mean(per_example)
+        return _scale_for_replicas(value)
+
+
+def _scale_for_replicas(value):
+    """Divide by the replica count under a ``tf.distribute`` strategy (as Keras' own losses do), so summing
+    the replicas' gradients gives the gradient of the global-batch mean."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # only under the TF backend, for its distribution strategies
+
+        n = tf.distribute.get_strategy().num_replicas_in_sync
+        if n > 1:
+            value = value / n
+    return value
 
 
 class LandmarkNetwork(keras.Model):

@@ -79,7 +79,8 @@ def _load_keras_file(path: Path):
 
     import lmkzoo.models.pipnet  # noqa: F401  (registers the classes a .keras file may name)
 
-    return keras.saving.load_model(str(path), safe_mode=True)
+    # compile=False: inference needs no loss or optimizer (and a training run's loss may not be importable)
+    return keras.saving.load_model(str(path), safe_mode=True, compile=False)
 
 
 def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime: str = "keras", **kwargs):

@@ -1,9 +1,20 @@
 """The training entry point: a zoo recipe → data pipeline + codec + optimizer + schedule → Keras ``fit``.
 
-``train(name, data=..., ...)`` builds the network (PIPNet's mean face comes from the training split), the
-family's tf.data preset, the recipe's optimizer and step schedule, and runs ``fit`` with per-epoch
-checkpoints and ``BackupAndRestore`` (a killed run resumes at its last finished epoch), a CSV log,
-TensorBoard logs and an evaluation callback (NME / FR / AUC on a validation split, in image pixels).
+``train(name, data=..., ...)`` builds, inside the chosen ``tf.distribute`` strategy's scope, the network
+(PIPNet's mean face comes from the training split), the family's tf.data preset and codec, the recipe's
+optimizer and learning-rate schedule, and runs ``fit`` with:
+
+* ``BackupAndRestore`` (model + optimizer state every epoch): a killed run started again with the same
+  ``out_dir`` continues at its last finished epoch. The input stream is a deterministic function of
+  (seed, epoch, index) (:func:`lmkzoo.data.pipeline.make_dataset`), so the resumed run sees the very batches
+  the uninterrupted run would, and ends with the same weights within float tolerance;
+* per-epoch weight checkpoints, a CSV log, TensorBoard logs, a progress bar;
+* an evaluation callback on a validation split (NME / FR / AUC in image pixels).
+
+Distributed input: the pipeline is built per input pipeline (worker) with
+``strategy.distribute_datasets_from_function``: each worker reads its shard of the source and batches by
+replica (global batch / replicas). BatchNorm layers are synchronised across replicas, so mirrored training
+matches one-device training with the same global batch.
 """
 
 from __future__ import annotations
@@ -17,33 +28,38 @@ import numpy as np
 
 from lmkzoo.errors import InvalidArgumentError
 
-__all__ = ["train", "evaluate_network", "build_optimizer", "EvaluationCallback"]
+__all__ = ["train", "evaluate_network", "build_optimizer", "make_strategy", "STRATEGIES"]
+
+STRATEGIES = ("one_device", "mirrored", "multi_worker", "tpu")
 
 
 def build_optimizer(recipe: dict, steps_per_epoch: int, *, learning_rate: float | None = None, epochs: int | None = None):
-    """The recipe's optimizer with its learning-rate schedule (step decay at epoch boundaries)."""
+    """The recipe's optimizer with its learning-rate schedule (step decay at epoch boundaries, or cosine)."""
     import keras
 
     opt = dict(recipe.get("optimizer") or {"name": "adam", "learning_rate": 1e-3})
     sched = dict(recipe.get("schedule") or {})
     lr = float(learning_rate if learning_rate is not None else opt.get("learning_rate", 1e-3))
     total = int(epochs if epochs is not None else recipe.get("epochs", 1))
-    if sched.get("name", "constant") == "step":
+    kind = sched.get("name", "constant")
+    if kind == "step":
         bounds = [int(b) for b in sched.get("boundaries_epochs", [])]
-        if epochs is not None and recipe.get("epochs"):
+        if epochs is not None and recipe.get("epochs") and int(recipe["epochs"]) != total:
             # a shortened run keeps the recipe's decay points at the same fraction of training
             bounds = [max(1, round(b * total / int(recipe["epochs"]))) for b in bounds]
         factor = float(sched.get("factor", 0.1))
         bounds = sorted(b for b in bounds if 0 < b < total)
+        # PiecewiseConstantDecay keeps values[i] while step <= boundary: "- 1" makes the first step of epoch b
+        # (optimizer iteration b * steps_per_epoch) the first at the decayed rate
         schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
-            [b * steps_per_epoch for b in bounds], [lr * factor**i for i in range(len(bounds) + 1)]
+            [b * steps_per_epoch - 1 for b in bounds], [lr * factor**i for i in range(len(bounds) + 1)]
         ) if bounds else lr
-    elif sched.get("name", "constant") == "cosine":
+    elif kind == "cosine":
         schedule = keras.optimizers.schedules.CosineDecay(lr, total * steps_per_epoch, alpha=float(sched.get("alpha", 0.01)))
-    elif sched.get("name", "constant") == "constant":
+    elif kind == "constant":
         schedule = lr
     else:
-        raise InvalidArgumentError(f"unknown schedule {sched.get('name')!r}; allowed: step, cosine, constant")
+        raise InvalidArgumentError(f"unknown schedule {kind!r}; allowed: step, cosine, constant")
     name = opt.get("name", "adam").lower()
     wd = opt.get("weight_decay") or None
     if name == "adam":
@@ -53,92 +69,155 @@ def build_optimizer(recipe: dict, steps_per_epoch: int, *, learning_rate: float 
     if name == "lamb":
         return keras.optimizers.Lamb(schedule, weight_decay=wd)
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(schedule, rho=float(opt.get("rho", 0.99)), epsilon=float(opt.get("epsilon", 1e-8)))
+        return keras.optimizers.RMSprop(schedule, rho=float(opt.get("rho", 0.99)), epsilon=float(opt.get("epsilon", 1e-8)),
+                                        momentum=float(opt.get("momentum", 0.0)))
     if name == "sgd":
         return keras.optimizers.SGD(schedule, momentum=float(opt.get("momentum", 0.9)), weight_decay=wd)
     raise InvalidArgumentError(f"unknown optimizer {name!r}; allowed: adam, adamw, lamb, rmsprop, sgd")
 
 
+def make_strategy(name: str = "one_device", *, devices=None, tpu: str | None = None):
+    """A ``tf.distribute`` strategy by name.
+
+    ``one_device`` (the first GPU, else the CPU), ``mirrored`` (all local GPUs, else all logical CPUs),
+    ``multi_worker`` (MultiWorkerMirroredStrategy; the cluster comes from ``TF_CONFIG``), ``tpu``
+    (TPUStrategy on the TPU named by ``tpu`` or the environment's TPU resolver).
+    """
+    import tensorflow as tf
+
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(devices[0] if devices else (gpus[0].name if gpus else "/cpu:0"))
+    if name == "mirrored":
+        if devices is None:
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise InvalidArgumentError("strategy 'multi_worker' needs TF_CONFIG (cluster and task) in the environment")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise InvalidArgumentError(f"unknown strategy {name!r}; allowed: {STRATEGIES}")
+
+
 def evaluate_network(network, dataset, *, scheme, norm="inter_ocular", serving=None):
     """Per-image NME (image pixels) of ``network`` over an evaluation dataset from ``make_dataset``.
 
-    Returns ``(nmes (N,), predictions (N, K, 2), ground truth (N, K, 2))``.
+    Returns ``(nmes (N,), predictions (N, K, 2), ground truth (N, K, 2), infos)`` where ``infos`` holds every
+    other per-example field of the dataset (subset flags, boxes) concatenated.
     """
     import tensorflow as tf
 
     from lmkzoo import geometry, metrics
 
     fn = serving or tf.function(lambda x: network.codec(network(x, training=False)))
-    preds, gts, vis = [], [], []
+    preds, gts, vis, extra = [], [], [], {}
     for images, info in dataset:
         out = fn(images)
         inv = geometry.invert_affine(info["affine"].numpy())
         preds.append(geometry.apply_affine(out["landmarks"].numpy().astype(np.float64), inv))
         gts.append(info["image_landmarks"].numpy())
         vis.append(info["visible"].numpy() > 0.5)
+        for k, v in info.items():
+            if k not in ("affine", "image_landmarks", "landmarks", "visible"):
+                extra.setdefault(k, []).append(v.numpy())
     pred, gt, v = np.concatenate(preds), np.concatenate(gts), np.concatenate(vis)
-    # visibility from the eval crop is permuted only under flips (none at evaluation): use it as is
-    nmes = metrics.nme(pred, gt, scheme=scheme, norm=norm, visible=v)
-    return nmes, pred, gt
+    infos = {k: np.concatenate(vs) for k, vs in extra.items()}
+    boxes = infos.get("bbox") if norm == "bbox" else None
+    nmes = metrics.nme(pred, gt, scheme=scheme, norm=norm, visible=v, boxes=boxes)
+    return nmes, pred, gt, infos
 
 
-def _evaluation_callback_cls():
+def _evaluation_callback(dataset, scheme, *, norm="inter_ocular", cutoff=0.10, every: int = 1):
     import keras
 
-    class EvaluationCallback(keras.callbacks.Callback):
-        """NME / FR / AUC on a validation set after each epoch, written into the logs (``val_nme`` ...)."""
+    from lmkzoo import metrics
 
-        def __init__(self, dataset, scheme, *, norm="inter_ocular", cutoff=0.08, every: int = 1):
-            super().__init__()
-            self.dataset, self.scheme, self.norm, self.cutoff, self.every = dataset, scheme, norm, cutoff, every
+    class EvaluationCallback(keras.callbacks.Callback):
+        """NME / FR / AUC on a validation set after each ``every`` epochs, into the logs (``val_nme`` ...)."""
 
         def on_epoch_end(self, epoch, logs=None):
-            from lmkzoo import metrics
-
-            if (epoch + 1) % self.every:
+            if (epoch + 1) % every:
                 return
-            nmes, _, _ = evaluate_network(self.model, self.dataset, scheme=self.scheme, norm=self.norm)
+            nmes = evaluate_network(self.model, dataset, scheme=scheme, norm=norm)[0]
+            vals = {"val_nme": float(np.nanmean(nmes)), "val_fr": metrics.failure_rate(nmes, cutoff),
+                    "val_auc": metrics.auc(nmes, cutoff)}
             if logs is not None:
-                logs["val_nme"] = float(np.nanmean(nmes))
-                logs["val_fr"] = metrics.failure_rate(nmes, self.cutoff)
-                logs["val_auc"] = metrics.auc(nmes, self.cutoff)
-            print(f"\n  validation: NME {100 * np.nanmean(nmes):.2f}%  FR@{self.cutoff} {100 * metrics.failure_rate(nmes, self.cutoff):.1f}%  "
-                  f"AUC {metrics.auc(nmes, self.cutoff):.3f}")
+                logs.update(vals)
+            print(f"\n  validation: NME {100 * vals['val_nme']:.2f}%  FR@{cutoff} {100 * vals['val_fr']:.1f}%  AUC {vals['val_auc']:.3f}")
 
-    return EvaluationCallback
+    return EvaluationCallback()
 
 
-def __getattr__(name):
-    if name == "EvaluationCallback":
-        return _evaluation_callback_cls()
-    raise AttributeError(name)
+def _resume_epoch(backup_dir: Path) -> int:
+    meta = backup_dir / "training_metadata.json"
+    if meta.exists():
+        try:
+            return int(json.loads(meta.read_text())["epoch"])
+        except (ValueError, KeyError):
+            return 0
+    return 0
 
 
-def train(name: str, *, data, data_dir=None, train_split: str = "train", val_split: str | None = "validation",
-          out_dir="runs/train", epochs: int | None = None, batch_size: int | None = None,
-          learning_rate: float | None = None, augment=None, builder_overrides: dict | None = None,
-          steps_per_epoch: int | None = None, verbose: int | str = "auto", seed: int = 0, manual_dir=None):
-    """Train zoo model ``name`` on a TFDS dataset.
+def _sync_batchnorm(model, on: bool):
+    import keras
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = on
+
+
+def _source(data, split, data_dir, manual_dir, shuffle_files=False):
+    from lmkzoo.data.pipeline import load_tfds
+
+    if manual_dir is not None:
+        import tensorflow_datasets as tfds
+
+        import datasets_tfds  # noqa: F401
+
+        tfds.builder(data, data_dir=data_dir).download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+        )
+    return load_tfds(data, split, data_dir=data_dir, shuffle_files=shuffle_files)
+
+
+def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str = "train",
+          val_split: str | None = "validation", out_dir="runs/train", epochs: int | None = None,
+          batch_size: int | None = None, learning_rate: float | None = None, augment=None,
+          builder_overrides: dict | None = None, steps_per_epoch: int | None = None, strategy="one_device",
+          precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1, eval_cutoff: float = 0.10,
+          eval_norm: str = "inter_ocular", callbacks=None):
+    """Train zoo model ``name``.
 
     Args:
-        name: ``arch[.tag]``.
-        data: TFDS name (``"landmark_folder/lfw_teacher68"``) or a ``(train_ds, val_ds)`` pair of example datasets.
-        out_dir: checkpoints (``ckpt/``), ``backup/`` (resume), ``log.csv``, ``tb/``, ``final.keras``, ``final.weights.h5``.
-        epochs, batch_size, learning_rate, augment: override the zoo recipe.
-        builder_overrides: override zoo ``builder`` arguments (e.g. ``{"backbone_args": {"width_multiplier": 0.5}}``).
+        name: ``arch[.tag]`` (or a :class:`~lmkzoo.registry.ModelSpec`, e.g. a shrunk copy for experiments).
+        data: a TFDS name (``"landmark_folder/lfw_teacher68"``) or a ``(train_ds, val_ds)`` pair of example
+            datasets (``val_ds`` may be None).
+        data_dir, manual_dir: TFDS data dir; a manual-download folder to build the dataset from first.
+        out_dir: ``backup/`` (resume state), ``ckpt/epochNNN.weights.h5``, ``log.csv``, ``tb/``, ``config.json``,
+            ``final.keras``, ``final.weights.h5``, ``history.json``.
+        epochs, batch_size (global), learning_rate, augment: override the zoo recipe.
+        builder_overrides: override zoo ``builder`` arguments (``{"backbone_args": {"width_multiplier": 0.5}}``).
+        strategy: ``one_device`` | ``mirrored`` | ``multi_worker`` | ``tpu``, or a ``tf.distribute.Strategy``.
+        precision: ``None`` (float32) or a Keras dtype policy such as ``"mixed_bfloat16"``.
+        seed: fixes initialisation, shuffling and augmentation.
     Returns:
-        ``(network, history_dict)``.
+        ``(network, history)``; ``history`` has the per-epoch logs and ``train_seconds``.
     """
     import keras
     import tensorflow as tf
 
-    from lmkzoo.data.pipeline import compute_meanface, load_tfds, make_dataset
+    from lmkzoo.data.pipeline import compute_meanface, make_dataset
     from lmkzoo.registry import get_spec
     from lmkzoo.tasks.families import get_family
     from lmkzoo.tasks.loader import build_network
 
-    keras.utils.set_random_seed(seed)
-    spec = get_spec(name)
+    spec = name if hasattr(name, "family") else get_spec(name)
     family = get_family(spec.family)
     recipe = dict(spec.recipe)
     epochs = int(epochs or recipe.get("epochs", 1))
@@ -146,61 +225,96 @@ def train(name: str, *, data, data_dir=None, train_split: str = "train", val_spl
     augment = augment if augment is not None else recipe.get("augment", family.augment_preset)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    strat = strategy if isinstance(strategy, tf.distribute.Strategy) else make_strategy(strategy)
+    replicas = strat.num_replicas_in_sync
+    if batch_size % replicas:
+        raise InvalidArgumentError(f"global batch size {batch_size} must be a multiple of the {replicas} replicas")
+    if precision:
+        keras.mixed_precision.set_global_policy(precision)
 
     if isinstance(data, str):
-        kw = {}
-        if manual_dir is not None:
-            import tensorflow_datasets as tfds
-
-            import datasets_tfds  # noqa: F401
-
-            b = tfds.builder(data, data_dir=data_dir)
-            b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-        train_src = load_tfds(data, train_split, data_dir=data_dir, shuffle_files=True, **kw)
-        val_src = load_tfds(data, val_split, data_dir=data_dir) if val_split else None
+        train_src = _source(data, train_split, data_dir, manual_dir)
+        val_src = _source(data, val_split, data_dir, None) if val_split else None
     else:
         train_src, val_src = data
+    n_train = int(train_src.cardinality().numpy())
+    if steps_per_epoch is None:
+        if n_train <= 0:
+            raise InvalidArgumentError("cannot infer steps_per_epoch from a dataset of unknown size; pass steps_per_epoch")
+        steps_per_epoch = max(1, n_train // batch_size)
 
     overrides = dict(builder_overrides or {})
     if spec.family == "pipnet" and "meanface" not in overrides:
         mf = compute_meanface(train_src, crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme)
         overrides["meanface"] = mf.round(6).tolist()
-    network = build_network(spec, **overrides)
-    n_train = int(train_src.cardinality().numpy()) if train_src.cardinality().numpy() > 0 else None
-    if steps_per_epoch is None:
-        if n_train is None:
-            raise InvalidArgumentError("cannot infer steps_per_epoch from a dataset of unknown size; pass steps_per_epoch")
-        steps_per_epoch = max(1, n_train // batch_size)
+    backup = out / "backup"
+    start_epoch = _resume_epoch(backup)
     common = dict(crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme, mean=spec.mean, std=spec.std)
-    train_ds = make_dataset(train_src, codec=network.codec, training=True, batch_size=batch_size, augment=augment,
-                            repeat=True, seed=seed, **common)
-    optimizer = build_optimizer(recipe, steps_per_epoch, learning_rate=learning_rate, epochs=epochs)
-    network.compile(optimizer=optimizer, loss=family.default_loss(spec, network))
 
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=False),
+    keras.utils.set_random_seed(seed)
+    with strat.scope():
+        network = build_network(spec, **overrides)
+        if replicas > 1:
+            _sync_batchnorm(network, True)
+        optimizer = build_optimizer(recipe, steps_per_epoch, learning_rate=learning_rate, epochs=epochs)
+        network.compile(optimizer=optimizer, loss=family.default_loss(spec, network))
+
+    def dataset_fn(ctx=None):
+        per_replica = batch_size if ctx is None else ctx.get_per_replica_batch_size(batch_size)
+        shards = 1 if ctx is None else ctx.num_input_pipelines
+        index = 0 if ctx is None else ctx.input_pipeline_id
+        return make_dataset(train_src, codec=network.codec, training=True, batch_size=per_replica, augment=augment,
+                            seed=seed, start_epoch=start_epoch, epochs=max(1, epochs - start_epoch), num_shards=shards, shard_index=index,
+                            epoch_multiple=batch_size // shards, **common)
+
+    train_ds = dataset_fn() if replicas == 1 else strat.distribute_datasets_from_function(dataset_fn)
+    if replicas > 1 and n_train > 0:
+        # each input pipeline reads 1/num_workers of the data
+        workers = getattr(strat.extended, "_num_workers", 1) or 1
+        steps_per_epoch = max(1, (n_train // workers) // (batch_size // workers))
+
+    cbs = [
+        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tb"), write_graph=False, profile_batch=0),
+        keras.callbacks.ModelCheckpoint(str(out / "ckpt" / "epoch{epoch:03d}.weights.h5"), save_weights_only=True),
     ]
+    (out / "ckpt").mkdir(exist_ok=True)
     if val_src is not None:
         val_ds = make_dataset(val_src, training=False, batch_size=batch_size, **common)
-        callbacks.insert(0, _evaluation_callback_cls()(val_ds, spec.scheme))
-    (out / "ckpt").mkdir(exist_ok=True)
-    callbacks.append(keras.callbacks.ModelCheckpoint(str(out / "ckpt" / "epoch{epoch:03d}.weights.h5"), save_weights_only=True))
+        cbs.insert(0, _evaluation_callback(val_ds, spec.scheme, norm=eval_norm, cutoff=eval_cutoff, every=eval_every))
+    cbs += list(callbacks or [])
     (out / "config.json").write_text(json.dumps({
         "model": spec.name, "data": data if isinstance(data, str) else "<datasets>", "epochs": epochs,
         "batch_size": batch_size, "learning_rate": learning_rate, "augment": augment, "builder_overrides": overrides,
-        "steps_per_epoch": steps_per_epoch, "seed": seed,
+        "steps_per_epoch": steps_per_epoch, "seed": seed, "strategy": strategy if isinstance(strategy, str) else type(strategy).__name__,
+        "replicas": replicas, "precision": precision, "start_epoch": start_epoch,
     }, indent=2, default=str))
     t0 = time.time()
-    history = network.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+    history = network.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=verbose)
+    elapsed = time.time() - t0
+    if replicas > 1:
+        _sync_batchnorm(network, False)
     network.zoo_spec = spec.to_dict()
-    _atomic_save(network, out / "final.keras")
-    _atomic_save(network, out / "final.weights.h5", weights_only=True)
+    network.zoo_spec["builder"] = {**network.zoo_spec["builder"], **overrides}
+    is_chief = _is_chief(strat)
+    if is_chief:
+        _atomic_save(network, out / "final.keras")
+        _atomic_save(network, out / "final.weights.h5", weights_only=True)
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    hist["train_seconds"] = time.time() - t0
-    (out / "history.json").write_text(json.dumps(hist, indent=2))
+    hist["train_seconds"] = elapsed
+    if is_chief:
+        (out / "history.json").write_text(json.dumps(hist, indent=2))
+    if precision:
+        keras.mixed_precision.set_global_policy("float32")
     return network, hist
+
+
+def _is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
 
 
 def _atomic_save(network, path: Path, weights_only: bool = False):

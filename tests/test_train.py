@@ -1,0 +1,167 @@
+"""Training engine: resume after a kill, mirrored == one device, multi-worker on loopback, schedules, mixed precision."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"backbone_args": {"width_multiplier": 0.125}, "extra_channels": 16, "num_neighbors": 4}
+
+
+def _run(code: str, env=None, timeout=600):
+    e = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=e, timeout=timeout)
+
+
+def _script(lfw_dir: Path, body: str) -> str:
+    return f"""
+import json, os, sys, numpy as np
+import tensorflow_datasets as tfds, datasets_tfds, keras
+from lmkzoo.testing.tiny import tiny_spec
+from lmkzoo.tasks.train import train
+b = tfds.builder("landmark_folder/lfw_teacher68", data_dir={str(lfw_dir)!r})
+src = b.as_dataset(split="train").take(32)
+spec = tiny_spec("pipnet_r18.300w", 64, **{TINY!r})
+{body}
+"""
+
+
+def _weights(path):
+    import keras
+
+    import lmkzoo.models.pipnet  # noqa: F401  (registers the classes the file names)
+
+    net = keras.saving.load_model(path, compile=False)
+    return [np.asarray(w) for w in net.weights]
+
+
+@pytest.fixture(scope="module")
+def lfw_dir(lfw_tfds):
+    return Path(lfw_tfds.data_dir).parents[2]
+
+
+def test_killed_run_resumes_to_the_same_weights(lfw_dir, tmp_path):
+    body = """
+out = sys.argv[1] if len(sys.argv) > 1 else os.environ["OUT"]
+class Kill(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if os.environ.get("KILL_AFTER") and epoch + 1 == int(os.environ["KILL_AFTER"]):
+            os.kill(os.getpid(), 9)   # a real SIGKILL, after the epoch's backup was written
+train(spec, data=(src, None), out_dir=out, epochs=3, batch_size=8, learning_rate=3e-3, verbose=0, seed=7,
+      callbacks=[Kill()])
+"""
+    code = _script(lfw_dir, body)
+    full = _run(code, {"OUT": str(tmp_path / "full")})
+    assert full.returncode == 0, full.stderr[-3000:]
+    killed = _run(code, {"OUT": str(tmp_path / "resumed"), "KILL_AFTER": "1"})
+    assert killed.returncode == -9  # really killed
+    meta = json.loads((tmp_path / "resumed" / "backup" / "training_metadata.json").read_text())
+    assert meta["epoch"] == 1 and not (tmp_path / "resumed" / "final.keras").exists()
+    resumed = _run(code, {"OUT": str(tmp_path / "resumed")})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    cfg = json.loads((tmp_path / "resumed" / "config.json").read_text())
+    assert cfg["start_epoch"] == 1
+    a, b = _weights(tmp_path / "full" / "final.keras"), _weights(tmp_path / "resumed" / "final.keras")
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert np.allclose(x, y, atol=1e-5, rtol=1e-4)
+    log = (tmp_path / "resumed" / "log.csv").read_text().strip().splitlines()
+    assert [line.split(",")[0] for line in log[1:]] == ["0", "1", "2"]  # epochs 0, then 1 and 2 after the resume
+
+
+def test_mirrored_on_two_logical_cpus_matches_one_device(lfw_dir, tmp_path):
+    body = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from lmkzoo.tasks.train import make_strategy
+out = os.environ["OUT"]
+one, _ = train(spec, data=(src, None), out_dir=out + "/one", epochs=1, batch_size=8, learning_rate=3e-3, verbose=0,
+               seed=3, strategy=make_strategy("one_device", devices=["/cpu:0"]))
+mir, _ = train(spec, data=(src, None), out_dir=out + "/mirrored", epochs=1, batch_size=8, learning_rate=3e-3, verbose=0,
+               seed=3, strategy="mirrored")
+cfg = json.load(open(out + "/mirrored/config.json"))
+diff = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in zip(one.weights, mir.weights))
+moved = max(float(np.abs(np.asarray(a)).max()) for a in one.trainable_weights)
+print(json.dumps({"replicas": cfg["replicas"], "diff": diff, "moved": moved}))
+"""
+    r = _run(_script(lfw_dir, body), {"OUT": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["replicas"] == 2
+    assert res["diff"] < 1e-4, res
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_multi_worker_two_processes_on_loopback(lfw_dir, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    body = """
+out = os.environ["OUT"]
+net, hist = train(spec, data=(src, None), out_dir=out, epochs=1, batch_size=8, learning_rate=3e-3, verbose=0, seed=5,
+                  strategy="multi_worker")
+np.savez(out + "/weights.npz", *[np.asarray(w) for w in net.weights])
+print(json.dumps({"loss": hist["loss"]}))
+"""
+    code = _script(lfw_dir, body)
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "OUT": str(tmp_path / f"w{i}"),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=env))
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (o, e) in zip(procs, outs):
+        assert p.returncode == 0, e[-3000:]
+    w0 = np.load(tmp_path / "w0" / "weights.npz")
+    w1 = np.load(tmp_path / "w1" / "weights.npz")
+    assert len(w0.files) == len(w1.files) > 0
+    for k in w0.files:  # both workers end with the same (all-reduced) model
+        assert np.allclose(w0[k], w1[k], atol=1e-6)
+    assert (tmp_path / "w0" / "final.keras").exists()  # the chief writes the final model
+    assert not (tmp_path / "w1" / "final.keras").exists()
+
+
+def test_step_schedule_follows_the_recipe():
+    from lmkzoo.tasks.train import build_optimizer
+
+    recipe = {"epochs": 60, "optimizer": {"name": "adam", "learning_rate": 1e-4},
+              "schedule": {"name": "step", "boundaries_epochs": [30, 50], "factor": 0.1}}
+    sched = build_optimizer(recipe, steps_per_epoch=10)._learning_rate
+    # the optimizer evaluates the schedule at its iteration count: step 300 is the first step of epoch 30
+    assert np.isclose(float(sched(299)), 1e-4) and np.isclose(float(sched(300)), 1e-5) and np.isclose(float(sched(500)), 1e-6)
+    short = build_optimizer(recipe, steps_per_epoch=10, epochs=6)._learning_rate  # decay points scale with the run
+    assert np.isclose(float(short(29)), 1e-4) and np.isclose(float(short(30)), 1e-5) and np.isclose(float(short(50)), 1e-6)
+    lamb = build_optimizer({"optimizer": {"name": "lamb", "learning_rate": 1e-3}}, 5)
+    assert type(lamb).__name__ == "Lamb"
+    from lmkzoo.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="unknown optimizer 'adagrad'"):
+        build_optimizer({"optimizer": {"name": "adagrad"}}, 5)
+
+
+def test_mixed_bfloat16_runs(lfw_dir, tmp_path):
+    body = """
+net, hist = train(spec, data=(src, None), out_dir=os.environ["OUT"], epochs=1, batch_size=8, verbose=0, precision="mixed_bfloat16")
+print(json.dumps({"loss": hist["loss"], "policy": keras.mixed_precision.global_policy().name}))
+"""
+    r = _run(_script(lfw_dir, body), {"OUT": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert np.isfinite(res["loss"][0]) and res["policy"] == "float32"
