@@ -17,6 +17,8 @@ EXAMPLES = {
     "list": "lmkzoo list 'pipnet*' --pretrained",
     "info": "lmkzoo info pipnet_r18.wflw",
     "convert": "lmkzoo convert pipnet-torch epoch59.pth --scheme wflw98 --meanface meanface.txt --out pipnet_r18_wflw",
+    "download": "lmkzoo download --all --dest /media/usb/lmkzoo   # then LMKZOO_HOME=/media/usb/lmkzoo elsewhere",
+    "publish": "lmkzoo publish runs/pipnet_r18 --license Apache-2.0 --data-license 'CC BY-NC 4.0'",
 }
 
 
@@ -71,6 +73,53 @@ def _cmd_convert(args) -> int:
     return 0
 
 
+def _cmd_download(args) -> int:
+    from lmkzoo import hub
+    from lmkzoo.errors import InvalidArgumentError
+
+    if not args.names and not args.all:
+        raise InvalidArgumentError("name at least one model (lmkzoo list --pretrained) or use --all")
+    got = hub.download(args.names, all_models=args.all, dest=args.dest, progress=not args.quiet)
+    for name, path in got.items():
+        print(f"{name}\t{path}")
+    for name in args.names:
+        from lmkzoo.registry import get_spec
+
+        spec = get_spec(name)
+        if spec.name not in got:
+            print(f"{spec.name}\tships inside lmkzoo ({spec.weights.file}); nothing to download")
+    if args.dest is not None and got:
+        from pathlib import Path
+
+        dest = Path(args.dest).expanduser().resolve()
+        print(f"{len(got)} file(s) in {dest / 'weights'} (SHA256SUMS beside them). On the offline machine use "
+              f"LMKZOO_HOME={dest} or LMKZOO_WEIGHTS_MIRROR={dest / 'weights'}", file=sys.stderr)
+    return 0
+
+
+def _parse_metric(text: str):
+    key, sep, value = text.partition("=")
+    try:
+        if not sep or not key:
+            raise ValueError
+        return key, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a metric is KEY=NUMBER, e.g. wflw_test_nme=4.6; got {text!r}") from None
+
+
+def _cmd_publish(args) -> int:
+    from lmkzoo import hub
+
+    res = hub.publish(
+        args.source, name=args.name, out_dir=args.out, url_template=args.url_template or hub.DEFAULT_URL_TEMPLATE, license=args.license,
+        training_data=args.training_data, data_license=args.data_license, made_by=args.made_by,
+        metrics=dict(args.metric) if args.metric else None, mirrors=args.mirror or (),
+    )
+    print(f"wrote {res.path} ({res.size} bytes, sha256 {res.sha256}); upload it to {res.url}", file=sys.stderr)
+    print(res.to_yaml(), end="")
+    return 0
+
+
 def format_model_card(spec) -> str:
     """Human-readable model card of a :class:`~lmkzoo.registry.ModelSpec`."""
     lines = [f"{spec.name}  ({spec.family}, scheme {spec.scheme})"]
@@ -90,12 +139,24 @@ def format_model_card(spec) -> str:
         lines.append("  weights: none published (lmkzoo.load(name, weights=None) builds it randomly initialised)")
     else:
         lines.append(f"  weights: {w.file or w.url}")
+        for m in w.mirrors:
+            lines.append(f"    mirror: {m}")
         lines.append(f"    sha256 {w.sha256}" + (f", {w.size} bytes" if w.size else "") + f", format {w.format}")
         lines.append(f"    licence: {w.license}")
-        lines.append(f"    training data: {w.training_data}" + (f" (licence: {w.data_license})" if w.data_license else ""))
+        lines.append(f"    training data: {w.training_data} (licence: {w.data_license or 'not stated'})")
         lines.append(f"    made by: {w.made_by}")
+        if w.source:
+            lines.append(f"    converted from: {w.source}")
+        if w.recipe:
+            lines.append(f"    recipe: {dict(w.recipe)}")
         if w.metrics:
-            lines.append(f"    measured: {dict(w.metrics)}")
+            lines.append("    measured: " + ", ".join(f"{k} {v}" for k, v in w.metrics.items()))
+        if w.url:
+            from lmkzoo import hub
+
+            cached = hub.weights_dir() / w.filename
+            state = "present" if cached.is_file() else f"not downloaded yet (lmkzoo download {spec.name})"
+            lines.append(f"    cache: {cached} ({state})")
     if spec.notes:
         lines.append(f"  notes: {spec.notes}")
     return "\n".join(lines)
@@ -140,6 +201,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--input-size", type=int, default=256)
     sp.add_argument("--no-check", action="store_true", help="skip the PyTorch-vs-Keras numeric check")
     sp.add_argument("--json", action="store_true")
+
+    sp = add("download", "pre-fetch pretrained weights into the cache, or into a folder for an offline machine",
+             _cmd_download)
+    sp.add_argument("names", nargs="*", metavar="NAME", help="arch or arch.tag with published weights")
+    sp.add_argument("--all", action="store_true", help="every zoo entry with downloadable weights")
+    sp.add_argument("--dest", metavar="DIR", help="write DIR/weights/* + SHA256SUMS instead of the cache; copy DIR "
+                    "to the offline machine and set LMKZOO_HOME=DIR (or LMKZOO_WEIGHTS_MIRROR=DIR/weights)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sp = add("publish", "write the .weights.h5 file of a model trained with lmkzoo and print its zoo.yaml entry",
+             _cmd_publish)
+    sp.add_argument("source", metavar="MODEL_DIR_OR_FILE",
+                    help="a training run folder (final.keras / final.weights.h5), a .keras or a .weights.h5 file")
+    sp.add_argument("--name", help="zoo arch.tag (default: from the run's config.json or the .keras file)")
+    sp.add_argument("--out", metavar="DIR", help="folder for the weights file (default: beside the source)")
+    sp.add_argument("--url-template", default=None,
+                    help="upload URL; {version} {filename} {name} {arch} {tag} {sha256} {sha8} are filled in")
+    sp.add_argument("--mirror", action="append", metavar="URL", help="a mirror URL for the entry (repeatable)")
+    sp.add_argument("--license", required=True, help="licence of the weights, e.g. Apache-2.0")
+    sp.add_argument("--data-license", required=True, help="licence of the training data")
+    sp.add_argument("--training-data", help="what it was trained on (default: the run's data)")
+    sp.add_argument("--made-by", help="how it was made (default: 'trained by lmkzoo ... with the NAME recipe ...')")
+    sp.add_argument("--metric", action="append", type=_parse_metric, metavar="KEY=VALUE",
+                    help="a measured metric (repeatable; default: the run's last validation metrics)")
     return p
 
 

@@ -83,13 +83,14 @@ class WeightsUnavailableError(LmkzooError, OSError):
 class ChecksumMismatchError(LmkzooError, OSError):
     """A downloaded or local file does not have the SHA-256 it must have."""
 
-    def __init__(self, path, expected: str, actual: str, *, url: str | None = None):
+    def __init__(self, path, expected: str, actual: str, *, url: str | None = None, hint: str = ""):
         self.path = path
         self.expected = expected
         self.actual = actual
         self.url = url
         src = f" (from {url})" if url else ""
-        super().__init__(f"SHA-256 mismatch for {path}{src}: expected {expected}, got {actual}")
+        msg = f"SHA-256 mismatch for {path}{src}: expected {expected}, got {actual}"
+        super().__init__(msg + (f". {hint}" if hint else ""))
 
 
 class InvalidImageError(LmkzooError, ValueError):

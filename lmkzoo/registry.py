@@ -19,7 +19,22 @@ Layout of an entry (every key is checked; an unknown key is an error)::
           scheme: wflw98
           builder: {...}             # optional overrides, merged into the arch-level dicts
           paper_metrics: {nme_inter_ocular: 4.57}
-          weights: {url: ..., sha256: ..., size: ..., ...}   # or absent / null: no pretrained weights
+          weights:                   # or absent / null: no pretrained weights
+            url: https://.../pipnet_r18.wflw-1a2b3c4d.weights.h5   # or file: (shipped in the package)
+            mirrors: [https://...]     # optional, tried in order after url
+            sha256: <64 hex digits>    # mandatory: lmkzoo.hub.fetch verifies it before caching
+            size: 49374520             # bytes (mandatory with url)
+            format: .weights.h5        # or .keras
+            license: Apache-2.0        # licence of the weights
+            training_data: WFLW train (7,500 faces)
+            data_license: CC BY-NC 4.0 (WFLW)   # licence of the training data
+            made_by: trained by lmkzoo 0.1.0 with the pipnet_r18.wflw recipe | converted from <official checkpoint>
+            source: https://github.com/jhb86253817/PIPNet (epoch59.pth)   # optional: what was converted
+            metrics: {wflw_test_nme: 4.58}   # measured by lmkzoo (at least one)
+            recipe: {...}              # optional: how it was trained
+            version: 0.1.0             # optional
+
+``lmkzoo publish RUN_DIR`` prints such an entry for a model trained with lmkzoo.
 """
 
 from __future__ import annotations
@@ -43,6 +58,7 @@ __all__ = [
     "get_spec",
     "default_model_name",
     "validate_zoo",
+    "validate_weights_entry",
 ]
 
 _ARCH_KEYS = {
@@ -57,9 +73,11 @@ _CROP_KEYS = {"policy", "scale", "shift", "square", "template_scale", "template_
 _CROP_POLICIES = {"box", "five_point", "five_point_hull", "none"}
 _WEIGHTS_KEYS = {
     "url", "mirrors", "sha256", "size", "format", "file", "license", "training_data", "data_license",
-    "made_by", "metrics", "recipe", "version", "notes", "dtype",
+    "made_by", "source", "metrics", "recipe", "version", "notes", "dtype",
 }
-_WEIGHTS_REQUIRED = {"sha256", "format", "license", "training_data", "made_by"}
+# the model card: what the file is (sha256, format), its licence, the data it learnt from and that data's
+# licence, how it was made, and what it measures
+_WEIGHTS_REQUIRED = {"sha256", "format", "license", "training_data", "data_license", "made_by", "metrics"}
 
 
 class ZooFormatError(InvalidArgumentError):
@@ -80,6 +98,7 @@ class WeightsSpec:
     size: int | None = None
     file: str | None = None  # a file inside the package (the embedded default model)
     data_license: str | None = None
+    source: str | None = None  # the official checkpoint converted weights come from (URL, file, its licence)
     metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     recipe: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     version: str | None = None
@@ -174,8 +193,30 @@ def _parse_weights(where: str, w) -> WeightsSpec | None:
         raise ZooFormatError(f"zoo.yaml {where}.sha256: must be 64 hex digits; got {w['sha256']!r}")
     if not w.get("url") and not w.get("file"):
         raise ZooFormatError(f"zoo.yaml {where}: a weights entry needs a url or a packaged file")
+    for key in ("url", "file"):
+        if w.get(key) is not None and (not isinstance(w[key], str) or not w[key].strip()):
+            raise ZooFormatError(f"zoo.yaml {where}.{key}: must be a non-empty string; got {w[key]!r}")
+    if w.get("url") and not str(w["url"]).startswith(("https://", "http://")):
+        raise ZooFormatError(f"zoo.yaml {where}.url: must be an http(s) URL; got {w['url']!r}")
+    mirrors = w.get("mirrors") or []
+    if not isinstance(mirrors, (list, tuple)) or not all(isinstance(m, str) and m.startswith(("https://", "http://")) for m in mirrors):
+        raise ZooFormatError(f"zoo.yaml {where}.mirrors: must be a list of http(s) URLs; got {mirrors!r}")
+    if w.get("url") and (not isinstance(w.get("size"), int) or isinstance(w.get("size"), bool) or w["size"] <= 0):
+        raise ZooFormatError(f"zoo.yaml {where}.size: a downloadable file needs its size in bytes; got {w.get('size')!r}")
     if w.get("format") not in (".weights.h5", ".keras"):
         raise ZooFormatError(f"zoo.yaml {where}.format: must be '.weights.h5' or '.keras'; got {w.get('format')!r}")
+    name = str(w.get("file") or str(w.get("url")).split("?")[0])
+    if not name.endswith(str(w["format"])):
+        raise ZooFormatError(f"zoo.yaml {where}: the file {name.rsplit('/', 1)[-1]!r} does not end in its format {w['format']!r}")
+    for key in ("license", "training_data", "data_license", "made_by"):
+        if not isinstance(w[key], str) or not w[key].strip():
+            raise ZooFormatError(f"zoo.yaml {where}.{key}: must be a non-empty string; got {w[key]!r}")
+    metrics = w["metrics"]
+    if (not isinstance(metrics, Mapping) or not metrics
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())):
+        raise ZooFormatError(
+            f"zoo.yaml {where}.metrics: must map each measured metric to a number (at least one); got {metrics!r}"
+        )
     return WeightsSpec(
         sha256=sha,
         format=str(w["format"]),
@@ -187,6 +228,7 @@ def _parse_weights(where: str, w) -> WeightsSpec | None:
         size=None if w.get("size") is None else int(w["size"]),
         file=w.get("file"),
         data_license=w.get("data_license"),
+        source=w.get("source"),
         metrics=dict(w.get("metrics") or {}),
         recipe=dict(w.get("recipe") or {}),
         version=None if w.get("version") is None else str(w["version"]),
@@ -258,6 +300,13 @@ def _parse(raw: Mapping) -> tuple[dict[str, ModelSpec], dict[str, str], str | No
     if default is not None and default not in specs and default not in defaults:
         raise ZooFormatError(f"zoo.yaml default: {default!r} is not a zoo model")
     return specs, defaults, default
+
+
+def validate_weights_entry(entry: Mapping, *, where: str = "weights") -> WeightsSpec:
+    """Validate one zoo.yaml ``weights:`` mapping (the model card); returns its :class:`WeightsSpec`."""
+    if entry is None:
+        raise ZooFormatError(f"zoo.yaml {where}: expected a weights mapping; got None")
+    return _parse_weights(where, entry)
 
 
 def validate_zoo(raw: Mapping) -> dict[str, ModelSpec]:

@@ -61,9 +61,12 @@ def _weights():
         "url": "https://example.invalid/w.weights.h5",
         "sha256": "a" * 64,
         "format": ".weights.h5",
+        "size": 1234,
         "license": "Apache-2.0",
         "training_data": "WFLW",
+        "data_license": "CC BY-NC 4.0",
         "made_by": "trained by lmkzoo",
+        "metrics": {"wflw_test_nme": 4.6},
     }
 
 
@@ -95,3 +98,30 @@ def test_schema_rejects_unknown_keys_and_missing_sha():
     bad["models"]["pipnet_r18"]["default_tag"] = "helen"
     with pytest.raises(ZooFormatError, match="default_tag"):
         registry.validate_zoo(bad)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"data_license": None}, r"missing required keys \['data_license'\]"),
+        ({"metrics": None}, r"missing required keys \['metrics'\]"),
+        ({"metrics": {}}, "metrics: must map each measured metric to a number"),
+        ({"metrics": {"nme": "low"}}, "metrics: must map each measured metric to a number"),
+        ({"size": None}, "size: a downloadable file needs its size in bytes; got None"),
+        ({"size": -3}, "size: a downloadable file needs its size"),
+        ({"url": "ftp://example.invalid/w.weights.h5"}, "url: must be an http"),
+        ({"mirrors": ["/tmp/w.weights.h5"]}, "mirrors: must be a list of http"),
+        ({"format": ".pth"}, "format: must be '.weights.h5' or '.keras'"),
+        ({"url": "https://example.invalid/w.keras"}, "does not end in its format '.weights.h5'"),
+        ({"license": " "}, "license: must be a non-empty string"),
+        ({"made_by": 3}, "made_by: must be a non-empty string"),
+        ({"licence": "MIT"}, r"unknown keys \['licence'\]"),
+    ],
+)
+def test_model_card_is_complete(change, message):
+    entry = {**_weights(), **change}
+    with pytest.raises(ZooFormatError, match=message):
+        registry.validate_weights_entry(entry, where="m.t.weights")
+    card = registry.validate_weights_entry({**_weights(), "source": "PIPNet epoch59.pth (MIT)"})
+    assert card.source == "PIPNet epoch59.pth (MIT)" and card.metrics == {"wflw_test_nme": 4.6}
+    assert card.filename == "w.weights.h5" and card.size == 1234

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from lmkzoo.errors import ChecksumMismatchError, InvalidArgumentError, WeightsUnavailableError
+from lmkzoo.hub import sha256_file
 from lmkzoo.registry import ModelSpec, default_model_name, get_spec
 
 __all__ = ["load", "build_network", "sha256_file", "packaged_weights_path", "spec_from_network"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]
-
-
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_network(spec: ModelSpec, **overrides):
@@ -79,19 +71,27 @@ def _load_keras_file(path: Path):
 
     import lmkzoo.models.pipnet  # noqa: F401  (registers the classes a .keras file may name)
 
-    # compile=False: inference needs no loss or optimizer (and a training run's loss may not be importable)
-    return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+    try:
+        # compile=False: inference needs no loss or optimizer (and a training run's loss may not be importable)
+        return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+    except ValueError as e:  # e.g. a Lambda layer: arbitrary code, refused by safe mode
+        raise InvalidArgumentError(f"cannot load {path} (Keras safe mode): {e}") from None
 
 
-def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime: str = "keras", **kwargs):
+def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime: str = "keras",
+         sha256: str | None = None, **kwargs):
     """Load a landmark model.
 
     Args:
         name: ``arch[.tag]`` from zoo.yaml; ``None`` for the embedded default model (offline); or the path of
             a ``.keras`` file written by lmkzoo.
-        weights: ``"pretrained"`` (verified download into the cache, or the packaged file), ``None`` (random
-            initialisation), a local ``.weights.h5`` / ``.keras`` path, or a URL.
+        weights: ``"pretrained"`` (the zoo file: verified download into the cache, see :func:`lmkzoo.hub.fetch`,
+            or the packaged file), ``None`` (random initialisation), a local ``.weights.h5`` / ``.keras`` path
+            (a ``.keras`` file loads in Keras safe mode), or an ``http(s)://`` / ``file://`` URL. A URL needs a
+            SHA-256, as ``sha256=`` or a ``#sha256=<hex>`` URL fragment: lmkzoo never loads a download it
+            cannot verify (download it yourself and pass the path to skip verification).
         runtime: ``"keras"`` (other runtimes load exported files).
+        sha256: the expected SHA-256 of a ``weights`` URL or local path (a local file is checked when given).
     Returns:
         a :class:`~lmkzoo.tasks.landmarker.Landmarker`.
     """
@@ -110,21 +110,38 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
         network = _load_keras_file(path)
         return Landmarker(spec_from_network(network), network, **kwargs)
     spec = get_spec(name)
+    if sha256 is not None and (weights is None or weights == "pretrained"):
+        raise InvalidArgumentError(
+            f"sha256= checks a weights URL or path; with weights={weights!r} it has nothing to check "
+            "(zoo weights are verified against zoo.yaml)"
+        )
     if weights is None:
         return Landmarker(spec, build_network(spec), **kwargs)
     if weights == "pretrained":
         file = _pretrained_file(spec)
-    elif isinstance(weights, (str, os.PathLike)) and str(weights).startswith(("http://", "https://")):
+    elif isinstance(weights, str) and weights.startswith(("http://", "https://", "file://")):
         from lmkzoo import hub
 
-        file = hub.fetch(str(weights), kwargs.pop("sha256", None))
+        file = hub.fetch(weights, sha256)
     elif isinstance(weights, (str, os.PathLike)):
-        file = Path(os.fspath(weights))
-        if not file.exists():
+        file = Path(os.fspath(weights)).expanduser()
+        if not file.is_file():
             raise WeightsUnavailableError(f"weights file not found: {file}", cache_path=file)
+        if sha256 is not None:
+            from lmkzoo import hub
+
+            expected = hub.check_sha256(sha256, "sha256")
+            actual = sha256_file(file)
+            if actual != expected:
+                raise ChecksumMismatchError(file, expected, actual)
     else:
         raise InvalidArgumentError(f"weights must be 'pretrained', None, a path or a URL; got {weights!r}")
     file = Path(file)
+    if not file.name.endswith((".weights.h5", ".keras")):
+        raise InvalidArgumentError(
+            f"weights file {file} must be a Keras '.weights.h5' or '.keras' file; official checkpoints of other "
+            "frameworks convert with `lmkzoo convert`"
+        )
     if file.name.endswith(".keras"):
         network = _load_keras_file(file)
         if network.num_points != _num_points(spec):
