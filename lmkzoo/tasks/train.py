@@ -117,7 +117,8 @@ def __getattr__(name):
 def train(name: str, *, data, data_dir=None, train_split: str = "train", val_split: str | None = "validation",
           out_dir="runs/train", epochs: int | None = None, batch_size: int | None = None,
           learning_rate: float | None = None, augment=None, builder_overrides: dict | None = None,
-          steps_per_epoch: int | None = None, verbose: int | str = "auto", seed: int = 0, manual_dir=None):
+          steps_per_epoch: int | None = None, verbose: int | str = "auto", seed: int = 0, manual_dir=None,
+          unlabeled=None):
     """Train zoo model ``name`` on a TFDS dataset.
 
     Args:
@@ -126,6 +127,8 @@ def train(name: str, *, data, data_dir=None, train_split: str = "train", val_spl
         out_dir: checkpoints (``ckpt/``), ``backup/`` (resume), ``log.csv``, ``tb/``, ``final.keras``, ``final.weights.h5``.
         epochs, batch_size, learning_rate, augment: override the zoo recipe.
         builder_overrides: override zoo ``builder`` arguments (e.g. ``{"backbone_args": {"width_multiplier": 0.5}}``).
+        unlabeled: unlabeled faces for models whose recipe is adversarial (``laplacekl_rcn_d``): a TFDS name or a
+            ``tf.data.Dataset``; such models train with :func:`lmkzoo.tasks.laplacekl_trainer.train_adversarial`.
     Returns:
         ``(network, history_dict)``.
     """
@@ -139,6 +142,16 @@ def train(name: str, *, data, data_dir=None, train_split: str = "train", val_spl
 
     keras.utils.set_random_seed(seed)
     spec = get_spec(name)
+    if spec.recipe.get("adversarial"):
+        if unlabeled is None:
+            raise InvalidArgumentError(f"{spec.name} trains adversarially and needs unlabeled faces: pass unlabeled= "
+                                       "(a TFDS name such as face_image_folder, or a tf.data.Dataset)")
+        from lmkzoo.tasks.laplacekl_trainer import train_adversarial
+
+        return train_adversarial(name, labeled=data, unlabeled=unlabeled, data_dir=data_dir, train_split=train_split,
+                                 val_split=val_split, out_dir=out_dir, epochs=epochs, batch_size=batch_size,
+                                 learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
+                                 builder_overrides=builder_overrides, augment=augment, verbose=verbose, seed=seed)
     family = get_family(spec.family)
     recipe = dict(spec.recipe)
     epochs = int(epochs or recipe.get("epochs", 1))
