@@ -78,9 +78,7 @@ def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training
             if policy == "five_point":
                 m = T.similarity_to_template(fp, template)
             else:
-                lo, hi = tf.reduce_min(fp, 0), tf.reduce_max(fp, 0)
-                c, s = (lo + hi) / 2, tf.reduce_max(hi - lo) * float(crop.get("scale", 2.0)) / 2
-                m = T.box_affine(tf.concat([c - s, c + s], 0), (w, h))
+                m = T.box_affine(T.five_point_hull_box(fp, float(crop.get("scale", 2.0))), (w, h))
         flipped = tf.constant(False)
         if geo:
             g, flipped = T.random_geometry(

@@ -25,6 +25,9 @@ AUGMENT_KEYS = {"flip", "rotate", "scale", "translate", "erase", "blur", "graysc
 
 PRESETS = {
     "none": {},
+    # LaplaceKL (Robinson et al. 2019, §3.4 and §4): "networks were trained from scratch, using no data
+    # augmentation nor any other 'training tricks'": the paper's recipe is the plain crop
+    "laplacekl": {},
     # PIPNet (paper §4.1.2, code lib/data_utils.py): translation ±30 px of 256, occlusion up to 0.4 x 0.4,
     # flip, rotation ±30°, blur radius up to 5 px (p 0.3), grayscale p 0.2; targets clipped to the crop
     "pipnet": {

@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "to3", "affine_apply", "box_affine", "crop_box", "similarity_to_template", "warp_image", "random_geometry",
-    "random_erasing", "gaussian_blur", "random_grayscale", "color_jitter", "pca_lighting", "normalize_image",
+    "to3", "affine_apply", "box_affine", "crop_box", "five_point_hull_box", "similarity_to_template", "warp_image",
+    "random_geometry", "random_erasing", "gaussian_blur", "random_grayscale", "color_jitter", "pca_lighting", "normalize_image",
     "split_seed",
 ]
 
@@ -71,6 +71,15 @@ def crop_box(box, scale=(1.0, 1.0), shift=(0.0, 0.0), square=False):
         s = tf.maximum(hw, hh)
         hw, hh = s, s
     return tf.stack([cx - hw, cy - hh, cx + hw, cy + hh])
+
+
+def five_point_hull_box(five_points, scale=2.0):
+    """TF twin of :func:`lmkzoo.crops.five_point_hull_box`: the square box, side ``scale`` times the larger
+    side of the five points' hull, about the hull's centre (LaplaceKL's crop)."""
+    fp = tf.cast(five_points, tf.float32)
+    lo, hi = tf.reduce_min(fp, 0), tf.reduce_max(fp, 0)
+    c, s = (lo + hi) / 2, tf.reduce_max(hi - lo) * float(scale) / 2
+    return tf.concat([c - s, c + s], 0)
 
 
 def box_affine(box, out_size):

@@ -1,7 +1,9 @@
 """Losses of every lmkzoo family, as ``keras.losses.Loss`` subclasses written with ``keras.ops``."""
 
 from lmkzoo.losses.heatmap_losses import HeatmapMSE
+from lmkzoo.losses.laplace_kl_loss import GaussianKL, LaplaceKL, SoftArgmaxL2
 from lmkzoo.losses.pipnet_loss import PIPLoss
 from lmkzoo.losses.regression_losses import L1, L2, PointLoss, SmoothL1, SmoothWing, Wing
 
-__all__ = ["HeatmapMSE", "L1", "L2", "PIPLoss", "PointLoss", "SmoothL1", "SmoothWing", "Wing"]
+__all__ = ["GaussianKL", "HeatmapMSE", "L1", "L2", "LaplaceKL", "PIPLoss", "PointLoss", "SmoothL1", "SmoothWing",
+           "SoftArgmaxL2", "Wing"]

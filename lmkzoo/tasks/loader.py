@@ -69,7 +69,8 @@ def spec_from_network(network, fallback: ModelSpec | None = None) -> ModelSpec:
 def _load_keras_file(path: Path):
     import keras
 
-    import lmkzoo.models.pipnet  # noqa: F401  (registers the classes a .keras file may name)
+    import lmkzoo.models.laplacekl  # noqa: F401  (registers the classes a .keras file may name)
+    import lmkzoo.models.pipnet  # noqa: F401
 
     try:
         # compile=False: inference needs no loss or optimizer (and a training run's loss may not be importable)

@@ -191,7 +191,7 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
           batch_size: int | None = None, learning_rate: float | None = None, augment=None,
           builder_overrides: dict | None = None, steps_per_epoch: int | None = None, strategy="one_device",
           precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1, eval_cutoff: float = 0.10,
-          eval_norm: str = "inter_ocular", callbacks=None):
+          eval_norm: str = "inter_ocular", callbacks=None, unlabeled=None):
     """Train zoo model ``name``.
 
     Args:
@@ -206,6 +206,8 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         strategy: ``one_device`` | ``mirrored`` | ``multi_worker`` | ``tpu``, or a ``tf.distribute.Strategy``.
         precision: ``None`` (float32) or a Keras dtype policy such as ``"mixed_bfloat16"``.
         seed: fixes initialisation, shuffling and augmentation.
+        unlabeled: unlabeled faces for models whose recipe is adversarial (``laplacekl_rcn_d``): a TFDS name or a
+            ``tf.data.Dataset``; such models train with :func:`lmkzoo.tasks.laplacekl_trainer.train_adversarial`.
     Returns:
         ``(network, history)``; ``history`` has the per-epoch logs and ``train_seconds``.
     """
@@ -218,6 +220,16 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     from lmkzoo.tasks.loader import build_network
 
     spec = name if hasattr(name, "family") else get_spec(name)
+    if spec.recipe.get("adversarial"):
+        if unlabeled is None:
+            raise InvalidArgumentError(f"{spec.name} trains adversarially and needs unlabeled faces: pass unlabeled= "
+                                       "(a TFDS name such as face_image_folder, or a tf.data.Dataset)")
+        from lmkzoo.tasks.laplacekl_trainer import train_adversarial
+
+        return train_adversarial(name, labeled=data, unlabeled=unlabeled, data_dir=data_dir, train_split=train_split,
+                                 val_split=val_split, out_dir=out_dir, epochs=epochs, batch_size=batch_size,
+                                 learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
+                                 builder_overrides=builder_overrides, augment=augment, verbose=verbose, seed=seed)
     family = get_family(spec.family)
     recipe = dict(spec.recipe)
     epochs = int(epochs or recipe.get("epochs", 1))

@@ -1,3 +1,4 @@
 from lmkzoo.models.layers.image_normalization import ImageNormalization
+from lmkzoo.models.layers.soft_argmax import SoftArgmax2D
 
-__all__ = ["ImageNormalization"]
+__all__ = ["ImageNormalization", "SoftArgmax2D"]

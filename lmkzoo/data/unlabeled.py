@@ -1,0 +1,103 @@
+"""Unlabeled faces for semi-supervised training (LaplaceKL+D): examples → crops → normalised image batches.
+
+The unlabeled branch needs crops made the way the labeled ones are (the paper runs a 5-point detector,
+MTCNN, on both sets and cuts the same square hull around the five points, §4.2). Examples are dicts with
+``image`` uint8 ``(H, W, 3)`` and, depending on the crop policy, ``five_points`` ``(5, 2)`` (``five_point``
+/ ``five_point_hull``) or ``bbox`` ``(4,)`` (``box``); policy ``none`` resizes the whole image. A dataset of
+bare image tensors is treated as ``{"image": ...}``. All coordinates are in lmkzoo's corner convention.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import tensorflow as tf
+
+from lmkzoo import geometry
+from lmkzoo.data import transforms as T
+from lmkzoo.errors import InvalidArgumentError
+
+__all__ = ["make_unlabeled_dataset", "unlabeled_crop_fn"]
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _pair(v, default):
+    if v is None:
+        return (float(default), float(default))
+    if isinstance(v, (int, float)):
+        return (float(v), float(v))
+    return (float(v[0]), float(v[1]))
+
+
+def unlabeled_crop_fn(*, crop: Mapping, input_size, keys):
+    """Per-example map ``example -> uint8 crop (H, W, 3)`` for the crop policy (``keys``: the example's keys)."""
+    w, h = int(input_size[0]), int(input_size[1])
+    policy = crop.get("policy", "box")
+    need = {"box": "bbox", "five_point": "five_points", "five_point_hull": "five_points", "none": None}
+    if policy not in need:
+        raise InvalidArgumentError(f"unknown crop policy {policy!r}; allowed: {sorted(need)}")
+    if need[policy] and need[policy] not in keys:
+        raise InvalidArgumentError(
+            f"crop policy {policy!r} needs '{need[policy]}' in each unlabeled example; the examples have {sorted(keys)}. "
+            "Give the images five points (a 5-point detector) or boxes, or pass crop={'policy': 'none'}"
+        )
+    scale, shift = _pair(crop.get("scale"), 1.0), _pair(crop.get("shift"), 0.0)
+    square = bool(crop.get("square", False))
+    if policy == "five_point":
+        kw = {}
+        if crop.get("template_scale") is not None:
+            kw["face_scale"] = float(crop["template_scale"])
+        if crop.get("template_shift") is not None:
+            kw["shift_y"] = float(crop["template_shift"])
+        template = tf.constant(geometry.five_point_template((w, h), **kw), tf.float32)
+
+    def fn(ex):
+        image = ex["image"]
+        if policy == "box":
+            m = T.box_affine(T.crop_box(tf.cast(ex["bbox"], tf.float32), scale, shift, square), (w, h))
+        elif policy == "none":
+            ih, iw = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
+            m = T.box_affine(tf.stack([0.0, 0.0, iw, ih]), (w, h))
+        else:
+            fp = tf.cast(ex["five_points"], tf.float32)
+            if policy == "five_point":
+                m = T.similarity_to_template(fp, template)
+            else:
+                m = T.box_affine(T.five_point_hull_box(fp, float(crop.get("scale", 2.0))), (w, h))
+        img = T.warp_image(image, m, (w, h))
+        return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
+
+    return fn
+
+
+def make_unlabeled_dataset(source, *, crop: Mapping, input_size, mean, std, batch_size: int = 16,
+                           shuffle_buffer: int = 2048, repeat: bool = True, seed=None, drop_remainder: bool = True):
+    """Batches of normalised unlabeled crops ``(B, H, W, 3)`` float32.
+
+    Args:
+        source: a ``tf.data.Dataset`` of example dicts (``image`` and, per policy, ``five_points`` / ``bbox``)
+            or of bare uint8 images (``face_image_folder`` or any folder of faces).
+        crop, input_size, mean, std: the model's input contract (``ModelSpec.crop`` etc.).
+    """
+    if not isinstance(source, tf.data.Dataset):
+        raise InvalidArgumentError(f"source must be a tf.data.Dataset; got {type(source).__name__}")
+    spec = source.element_spec
+    if isinstance(spec, dict):
+        if "image" not in spec:
+            raise InvalidArgumentError(f"unlabeled examples need an 'image' key; got keys {sorted(spec)}")
+        ds = source.map(lambda ex: {k: ex[k] for k in ("image", "five_points", "bbox") if k in ex})
+        keys = set(spec)
+    elif isinstance(spec, tf.TensorSpec):
+        ds = source.map(lambda img: {"image": img})
+        keys = {"image"}
+    else:
+        raise InvalidArgumentError(f"unlabeled source must yield dicts or image tensors; got element_spec {spec}")
+    fn = unlabeled_crop_fn(crop=crop, input_size=input_size, keys=keys)
+    if shuffle_buffer:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.map(fn, num_parallel_calls=AUTOTUNE).batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(lambda b: T.normalize_image(b, mean, std), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
