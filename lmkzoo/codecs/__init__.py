@@ -2,5 +2,6 @@
 
 from lmkzoo.codecs.base import LandmarkCodec
 from lmkzoo.codecs.pipnet_codec import PIPNetCodec, neighbor_tables, packaged_meanface, read_meanface
+from lmkzoo.codecs.uglli_codec import UGLLICodec
 
-__all__ = ["LandmarkCodec", "PIPNetCodec", "neighbor_tables", "packaged_meanface", "read_meanface"]
+__all__ = ["LandmarkCodec", "PIPNetCodec", "neighbor_tables", "packaged_meanface", "read_meanface", "UGLLICodec"]

@@ -3,5 +3,6 @@
 from lmkzoo.losses.heatmap_losses import HeatmapMSE
 from lmkzoo.losses.pipnet_loss import PIPLoss
 from lmkzoo.losses.regression_losses import L1, L2, PointLoss, SmoothL1, SmoothWing, Wing
+from lmkzoo.losses.uglli_loss import GaussianLogLikelihood
 
-__all__ = ["HeatmapMSE", "L1", "L2", "PIPLoss", "PointLoss", "SmoothL1", "SmoothWing", "Wing"]
+__all__ = ["GaussianLogLikelihood", "HeatmapMSE", "L1", "L2", "PIPLoss", "PointLoss", "SmoothL1", "SmoothWing", "Wing"]

@@ -17,6 +17,7 @@ __all__ = ["Family", "register_family", "get_family", "family_names", "check_bui
 
 _FAMILY_MODULES = {
     "pipnet": "lmkzoo.tasks.pipnet_family",
+    "uglli": "lmkzoo.tasks.uglli_family",
 }
 _FAMILIES: dict[str, "Family"] = {}
 

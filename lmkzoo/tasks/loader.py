@@ -78,6 +78,7 @@ def _load_keras_file(path: Path):
     import keras
 
     import lmkzoo.models.pipnet  # noqa: F401  (registers the classes a .keras file may name)
+    import lmkzoo.models.uglli  # noqa: F401
 
     return keras.saving.load_model(str(path), safe_mode=True)
 
