@@ -3,5 +3,7 @@
 from lmkzoo.codecs.base import LandmarkCodec
 from lmkzoo.codecs.laplace_codec import LaplaceCodec
 from lmkzoo.codecs.pipnet_codec import PIPNetCodec, neighbor_tables, packaged_meanface, read_meanface
+from lmkzoo.codecs.uglli_codec import UGLLICodec
 
-__all__ = ["LandmarkCodec", "LaplaceCodec", "PIPNetCodec", "neighbor_tables", "packaged_meanface", "read_meanface"]
+__all__ = ["LandmarkCodec", "LaplaceCodec", "PIPNetCodec", "UGLLICodec", "neighbor_tables", "packaged_meanface",
+           "read_meanface"]

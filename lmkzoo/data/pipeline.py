@@ -100,6 +100,9 @@ def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training
             c = aug["color"]
             img = T.color_jitter(img, c.get("brightness", 0.0), c.get("contrast", 0.0), c.get("saturation", 0.0),
                                  p=c.get("p", 1.0), seed=seeds[1])
+        if "channel_scale" in aug:
+            cs = aug["channel_scale"]
+            img = T.channel_scale(img, *cs.get("range", (0.6, 1.4)), p=cs.get("p", 1.0), seed=seeds[6])
         if "pca_lighting" in aug:
             img = T.pca_lighting(img, aug["pca_lighting"].get("sigma", 0.05), seed=seeds[2])
         if "erase" in aug:

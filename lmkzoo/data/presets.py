@@ -9,6 +9,7 @@ Keys (all optional):
     blur: {p, max_sigma_frac}                   Gaussian blur, sigma U(0, max) x crop width
     grayscale: {p}
     color: {p, brightness, contrast, saturation}
+    channel_scale: {p, range: [lo, hi]}         each RGB channel times its own U(lo, hi)
     pca_lighting: {sigma}
     clip_points: bool                           clip targets into the crop (PIPNet clips after translation)
 """
@@ -21,7 +22,8 @@ from lmkzoo.errors import InvalidArgumentError
 
 __all__ = ["PRESETS", "get_preset", "AUGMENT_KEYS"]
 
-AUGMENT_KEYS = {"flip", "rotate", "scale", "translate", "erase", "blur", "grayscale", "color", "pca_lighting", "clip_points"}
+AUGMENT_KEYS = {"flip", "rotate", "scale", "translate", "erase", "blur", "grayscale", "color", "channel_scale",
+                "pca_lighting", "clip_points"}
 
 PRESETS = {
     "none": {},
@@ -52,6 +54,16 @@ PRESETS = {
         "color": {"p": 0.8, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4},
         "pca_lighting": {"sigma": 0.1},
         "clip_points": True,
+    },
+    # UGLLI / DU-Net (REFERENCE_FACTS §B, merlresearch/LUVLi data/face_bbx.py): crop box scale factor 0.25 and
+    # rotation 30°, flip, and each colour channel times U(0.6, 1.4). The official code draws the box factor
+    # as 1 + N(0, 0.125) clipped to ±0.25 and the angle as N(0, 15°) clipped to ±30° for every sample; here
+    # both are uniform over the same ranges. A box factor f zooms by 1/f: range [1/1.25, 1/0.75].
+    "uglli": {
+        "flip": {"p": 0.5},
+        "rotate": {"p": 1.0, "max_deg": 30.0},
+        "scale": {"p": 1.0, "range": [0.8, 4 / 3]},
+        "channel_scale": {"p": 1.0, "range": [0.6, 1.4]},
     },
 }
 

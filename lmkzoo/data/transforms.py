@@ -24,8 +24,8 @@ import tensorflow as tf
 
 __all__ = [
     "to3", "affine_apply", "box_affine", "crop_box", "five_point_hull_box", "similarity_to_template", "warp_image",
-    "random_geometry", "random_erasing", "gaussian_blur", "random_grayscale", "color_jitter", "pca_lighting", "normalize_image",
-    "split_seed",
+    "random_geometry", "random_erasing", "gaussian_blur", "random_grayscale", "color_jitter", "channel_scale",
+    "pca_lighting", "normalize_image", "split_seed",
 ]
 
 # AlexNet PCA lighting: eigenvalues / eigenvectors of ImageNet RGB covariance (pixels in [0, 1])
@@ -202,6 +202,15 @@ def color_jitter(image, brightness=0.0, contrast=0.0, saturation=0.0, p=1.0, *, 
         gray = tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), -1, keepdims=True)
         out = (out - gray) * (1 - saturation + 2 * saturation * u[2]) + gray
     out = tf.clip_by_value(out, 0.0, 255.0)
+    return tf.where(u[3] < p, out, img)
+
+
+def channel_scale(image, lo=0.6, hi=1.4, p=1.0, *, seed):
+    """With probability ``p``, multiply each RGB channel by its own factor ``U(lo, hi)``, clipped to [0, 255]
+    (the colour augmentation of DU-Net / UGLLI's data loader)."""
+    img = tf.cast(image, tf.float32)
+    u = _uniform([4], seed)
+    out = tf.clip_by_value(img * (lo + (hi - lo) * u[:3]), 0.0, 255.0)
     return tf.where(u[3] < p, out, img)
 
 

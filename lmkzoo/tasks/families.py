@@ -13,11 +13,12 @@ from typing import Any, Mapping
 
 from lmkzoo.errors import InvalidArgumentError
 
-__all__ = ["Family", "register_family", "get_family", "family_names", "check_builder_args"]
+__all__ = ["Family", "register_family", "get_family", "family_names", "check_builder_args", "register_all"]
 
 _FAMILY_MODULES = {
     "pipnet": "lmkzoo.tasks.pipnet_family",
     "laplacekl": "lmkzoo.tasks.laplacekl_family",
+    "uglli": "lmkzoo.tasks.uglli_family",
 }
 _FAMILIES: dict[str, "Family"] = {}
 
@@ -58,6 +59,12 @@ def register_family(cls):
 
 def family_names() -> list[str]:
     return sorted(set(_FAMILY_MODULES) | set(_FAMILIES))
+
+
+def register_all() -> None:
+    """Import every family module (each registers its Keras classes and its :class:`Family`)."""
+    for name in _FAMILY_MODULES:
+        get_family(name)
 
 
 def get_family(name: str) -> Family:

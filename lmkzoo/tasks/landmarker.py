@@ -37,7 +37,9 @@ class FaceLandmarks:
         """Scalar uncertainty per point ``|Σ|^(1/4)`` (pixels), where the family predicts a covariance."""
         if self.covariance is None:
             return None
-        return np.abs(np.linalg.det(self.covariance)) ** 0.25
+        from lmkzoo.metrics.uncertainty import scalar_uncertainty
+
+        return scalar_uncertainty(self.covariance).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -49,6 +51,7 @@ class FaceLandmarks:
         }
         if self.covariance is not None:
             d["covariance"] = np.round(self.covariance, 4).tolist()
+            d["uncertainty"] = np.round(self.uncertainty, 4).tolist()
         return d
 
 

@@ -69,8 +69,9 @@ def spec_from_network(network, fallback: ModelSpec | None = None) -> ModelSpec:
 def _load_keras_file(path: Path):
     import keras
 
-    import lmkzoo.models.laplacekl  # noqa: F401  (registers the classes a .keras file may name)
-    import lmkzoo.models.pipnet  # noqa: F401
+    from lmkzoo.tasks.families import register_all
+
+    register_all()  # imports every family, which registers the classes a .keras file may name
 
     try:
         # compile=False: inference needs no loss or optimizer (and a training run's loss may not be importable)

@@ -69,7 +69,10 @@ def build_optimizer(recipe: dict, steps_per_epoch: int, *, learning_rate: float 
     if name == "lamb":
         return keras.optimizers.Lamb(schedule, weight_decay=wd)
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(schedule, rho=float(opt.get("rho", 0.99)), epsilon=float(opt.get("epsilon", 1e-8)),
+        # Keras divides by sqrt(v + eps), torch by sqrt(v) + eps: a torch recipe's eps (``torch_epsilon``) maps
+        # to eps² inside the root (equal up to O(eps) in the denominator)
+        eps = float(opt["torch_epsilon"]) ** 2 if "torch_epsilon" in opt else float(opt.get("epsilon", 1e-8))
+        return keras.optimizers.RMSprop(schedule, rho=float(opt.get("rho", 0.99)), epsilon=eps,
                                         momentum=float(opt.get("momentum", 0.0)))
     if name == "sgd":
         return keras.optimizers.SGD(schedule, momentum=float(opt.get("momentum", 0.9)), weight_decay=wd)
