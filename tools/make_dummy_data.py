@@ -39,6 +39,19 @@ def _fresh(path: Path) -> Path:
     return path
 
 
+def _savemat(path, variables):
+    """``scipy.io.savemat`` (MAT v5) with a fixed header text instead of the creation time, so reruns give
+    identical bytes."""
+    import scipy.io
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(str(path), variables)
+    data = bytearray(path.read_bytes())
+    data[:116] = b"MATLAB 5.0 MAT-file, Platform: posix, Created on: Mon Jan  1 00:00:00 2024".ljust(116, b" ")
+    path.write_bytes(bytes(data))
+
+
 def _fmt(v: float) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".")
 
@@ -65,7 +78,7 @@ def make_ibug_300w(out: Path):
             cell = np.empty((1, 1), object)
             cell[0, 0] = entry
             (out / "Bounding Boxes").mkdir(exist_ok=True)
-            scipy.io.savemat(str(out / "Bounding Boxes" / f"bounding_boxes_{boxes}.mat"), {"bounding_boxes": cell})
+            _savemat(out / "Bounding Boxes" / f"bounding_boxes_{boxes}.mat", {"bounding_boxes": cell})
 
 
 # ------------------------------------------------------------------------------------------------- WFLW
@@ -102,8 +115,13 @@ def _write_mat73(path: Path, variables: dict):
     import h5py
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(str(path), "w", userblock_size=512, track_order=True) as f:
-        refs = f.create_group("#refs#")
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_userblock(512)
+    fcpl.set_obj_track_times(False)  # no timestamps on the root group: reruns give identical bytes
+    with h5py.File(h5py.h5f.create(str(path).encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl)) as f:
+        gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+        gcpl.set_obj_track_times(False)  # no timestamps: reruns give identical bytes
+        refs = h5py.Group(h5py.h5g.create(f.id, b"#refs#", gcpl=gcpl))
         counter = [0]
 
         def put(name, value, group):
@@ -113,13 +131,13 @@ def _write_mat73(path: Path, variables: dict):
                     counter[0] += 1
                     ds = put(f"r{counter[0]}", value[idx], refs)
                     ref_arr[idx[::-1]] = ds.ref
-                ds = group.create_dataset(name, data=ref_arr, dtype=h5py.ref_dtype)
+                ds = group.create_dataset(name, data=ref_arr, dtype=h5py.ref_dtype, track_times=False)
                 ds.attrs["MATLAB_class"] = np.bytes_("cell")
                 return ds
             a = np.asarray(value)
             if a.ndim < 2:
                 a = a.reshape(1, -1) if a.ndim == 1 else a.reshape(1, 1)
-            ds = group.create_dataset(name, data=a.T)
+            ds = group.create_dataset(name, data=a.T, track_times=False)
             ds.attrs["MATLAB_class"] = np.bytes_({"uint8": "uint8", "float64": "double", "bool": "logical"}[a.dtype.name])
             return ds
 
@@ -168,10 +186,10 @@ def make_cofw(out: Path):
     bboxes = []
     for i, pts in enumerate(p68):
         occ = np.array([(j + i) % 5 == 0 for j in range(68)], np.uint8)
-        scipy.io.savemat(str(ann / f"{i + 1}_points.mat"), {"Points": pts.astype(float) + 0.5, "Occ": occ[:, None]})
+        _savemat(ann / f"{i + 1}_points.mat", {"Points": pts.astype(float) + 0.5, "Occ": occ[:, None]})
         lo, hi = np.floor(pts.min(0)), np.ceil(pts.max(0)) - 1
         bboxes.append([lo[0] + 1, lo[1] + 1, hi[0] - lo[0] + 1, hi[1] - lo[1] + 1])
-    scipy.io.savemat(str(out / "cofw68_test_bboxes.mat"), {"bboxes": np.array(bboxes, float)})
+    _savemat(out / "cofw68_test_bboxes.mat", {"bboxes": np.array(bboxes, float)})
 
 
 def make_cofw_mat_v5(out: Path):
@@ -181,7 +199,7 @@ def make_cofw_mat_v5(out: Path):
     for split, (iv, pv, bv), n, seed in (("train", ("IsTr", "phisTr", "bboxesTr"), 2, 300),
                                          ("test", ("IsT", "phisT", "bboxesT"), 1, 330)):
         cell, phis, boxes, _ = _cofw_faces(n, seed, grey_first=False)
-        scipy.io.savemat(str(out / f"COFW_{split}.mat"), {iv: cell, pv: phis, bv: boxes})
+        _savemat(out / f"COFW_{split}.mat", {iv: cell, pv: phis, bv: boxes})
 
 
 # ------------------------------------------------------------------------------------------------- AFLW-19
@@ -205,7 +223,7 @@ def make_aflw19(out: Path):
     for i, n in enumerate(names):
         names_cell[i, 0] = n
     ra = np.array([[3, 1, 5, 2, 4]], float)  # 1-based permutation: train = rows 3, 1, 5 (num_train 3), test = 2, 4
-    scipy.io.savemat(str(out / "AFLWinfo_release.mat"), {
+    _savemat(out / "AFLWinfo_release.mat", {
         "bbox": np.array(boxes, float), "data": np.array(data), "mask_new": np.array(masks), "nameList": names_cell,
         "ra": ra})
 

@@ -45,6 +45,11 @@ def load_mat(path, variables=None) -> dict:
         raise DatasetFormatError("file not found", path=path)
     version = mat_version(path)
     try:
+        import h5py  # noqa: F401
+        import scipy.io  # noqa: F401
+    except ImportError as e:
+        raise ImportError(f"reading {path.name} needs h5py and scipy: pip install 'lmkzoo[datasets]' ({e})") from None
+    try:
         out = _load_h5(path, variables) if version == "7.3" else _load_scipy(path, variables)
     except DatasetFormatError:
         raise

@@ -23,16 +23,8 @@ _MEANFACES = {"ibug68": "pipnet_300w", "wflw98": "pipnet_wflw", "cofw29": "pipne
 
 
 def side_of_points(scheme) -> np.ndarray:
-    """-1 for image-left points, +1 for image-right ones, 0 for the midline (from the scheme's point names)."""
-    s = schemes.get(scheme)
-    out = np.zeros(s.num_points, np.int8)
-    for i, n in enumerate(s.names):
-        parts = n.lower().split("_")
-        if "left" in parts or n.lower().startswith("left"):
-            out[i] = -1
-        elif "right" in parts or n.lower().startswith("right"):
-            out[i] = 1
-    return out
+    """-1 for image-left points, +1 for image-right ones, 0 for the midline (``Scheme.sides``)."""
+    return schemes.get(scheme).sides
 
 
 def _profile_shape(k: int) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from datasets_tfds._common.base import Face, LandmarkBuilder
