@@ -18,6 +18,12 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    # tf.test.TestCase (base of the TFDS DatasetBuilderTestCase) carries a deprecated ``test_session`` context
+    # manager that pytest mistakes for a test and that always skips itself: not a test, so leave it out
+    kept = [it for it in items if not (it.name == "test_session" and getattr(it, "cls", None) is not None)]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[it for it in items if it not in kept])
+        items[:] = kept
     if config.getoption("--run-large"):
         return
     skip_large = pytest.mark.skip(reason="large test: pass --run-large")

@@ -6,8 +6,9 @@ all in lmkzoo's pixel convention.
 
 ``make_dataset(..., training=True)`` yields ``(images, targets)`` for ``keras.Model.fit`` (targets from the
 family codec's ``encode``); ``training=False`` is deterministic (no augmentation, no shuffle) and yields
-``(images, info)`` with the crop-space ``landmarks``, ``visible``, the image→crop ``affine`` and the
-original ``image_landmarks`` for evaluation in image pixels.
+``(images, info)`` with the crop-space ``landmarks``, ``visible``, the image→crop ``affine`` (and its
+``inverse_affine``) and the original ``image_landmarks`` for evaluation in image pixels. Unlabelled sources
+(no ``landmarks``) give ``(images, {affine, inverse_affine})``.
 """
 
 from __future__ import annotations
@@ -36,10 +37,17 @@ def _pair(v, default):
 
 
 def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training: bool = False):
-    """The per-example map: crop + (training) augmentation.
+    """The per-example map: crop + (training) augmentation. Returns ``fn(example, seed=None) -> dict``.
 
-    Returns ``fn(example, seed=None) -> dict``; ``seed`` is a stateless ``[2]`` int seed, required when the
-    augmentation is random (``make_dataset`` derives one per example from the run seed, epoch and index).
+    ``seed`` is a stateless ``[2]`` int seed, required when the augmentation is random (``make_dataset``
+    derives one per example from the run seed, epoch and index).
+
+    The example needs ``image`` and, by crop policy, ``bbox`` (``box``) or ``landmarks`` / ``five_points``
+    (``five_point``, ``five_point_hull``; given ``five_points`` (5, 2), e.g. from a detector, win over the ones
+    derived from the landmarks). Without ``landmarks`` (unlabelled images) only the image is transformed.
+
+    Output: ``images`` uint8 (H, W, 3) crop, ``affine`` (image → crop, 2x3), ``inverse_affine`` (crop → image),
+    ``flipped`` and, for labelled examples, ``landmarks`` (crop pixels), ``visible`` and ``image_landmarks``.
     """
     sch = schemes.get(scheme)
     aug = get_preset(augment) if training else {}
@@ -47,82 +55,101 @@ def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training
     policy = crop.get("policy", "box")
     perm = tf.constant(sch.flip_permutation, tf.int32)
     scale, shift, square = _pair(crop.get("scale"), 1.0), _pair(crop.get("shift"), 0.0), bool(crop.get("square", False))
+    fp_matrix = None
     if policy in ("five_point", "five_point_hull"):
-        if sch.five_point_indices is None:
-            raise InvalidArgumentError(f"crop policy {policy!r} needs 5-point groups, and scheme {sch.name!r} has none")
-        fp_matrix = tf.constant(schemes.conversion_matrix(sch, "five_point")[..., 0], tf.float32)
+        if sch.five_point_indices is not None:
+            fp_matrix = tf.constant(schemes.conversion_matrix(sch, "five_point")[..., 0], tf.float32)
         kw = {}
         if crop.get("template_scale") is not None:
             kw["face_scale"] = float(crop["template_scale"])
         if crop.get("template_shift") is not None:
             kw["shift_y"] = float(crop["template_shift"])
         template = tf.constant(geometry.five_point_template((w, h), **kw), tf.float32)
+        hull_scale = float(crop.get("scale", 2.0))
     elif policy not in ("box", "none"):
         raise InvalidArgumentError(f"unknown crop policy {policy!r}; allowed: box, five_point, five_point_hull, none")
-    geo = {k: aug[k] for k in ("flip", "rotate", "scale", "translate") if k in aug}
+    rot, sc, tr = aug.get("rotate", {}), aug.get("scale", {}), aug.get("translate", {})
+    geo = any(k in aug for k in ("flip", "rotate", "scale", "translate"))
+
+    def five_points(ex, pts):
+        if "five_points" in ex:
+            return tf.cast(ex["five_points"], tf.float32)
+        if fp_matrix is None or pts is None:
+            raise InvalidArgumentError(
+                f"crop policy {policy!r} needs five points: scheme {sch.name!r} has no 5-point groups and the example "
+                "carries no 'five_points'" if fp_matrix is None else
+                f"crop policy {policy!r} needs 'five_points' or 'landmarks' in the example")
+        return tf.matmul(fp_matrix, pts)
 
     def fn(ex, seed=None):
         if aug and seed is None:
             raise InvalidArgumentError("a training example needs a stateless seed for its augmentation")
         seeds = T.split_seed(seed, 8) if aug else [None] * 8
         image = ex["image"]
-        pts = tf.cast(ex["landmarks"], tf.float32)
-        vis = tf.cast(ex.get("visible", tf.ones(tf.shape(pts)[:1])), tf.float32)
+        labeled = "landmarks" in ex
+        pts = tf.cast(ex["landmarks"], tf.float32) if labeled else None
+        if labeled:
+            vis = tf.cast(ex.get("visible", tf.ones(tf.shape(pts)[:1])), tf.float32)
         if policy == "box":
             m = T.box_affine(T.crop_box(ex["bbox"], scale, shift, square), (w, h))
         elif policy == "none":
             ih, iw = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
             m = T.box_affine(tf.stack([0.0, 0.0, iw, ih]), (w, h))
         else:
-            fp = tf.matmul(fp_matrix, pts)
+            fp = five_points(ex, pts)
             if policy == "five_point":
                 m = T.similarity_to_template(fp, template)
             else:
-                m = T.box_affine(T.five_point_hull_box(fp, float(crop.get("scale", 2.0))), (w, h))
+                m = T.box_affine(T.five_point_hull_box(fp, hull_scale), (w, h))
         flipped = tf.constant(False)
         if geo:
             g, flipped = T.random_geometry(
                 (w, h),
-                flip_p=geo.get("flip", {}).get("p", 0.0),
-                rotate_p=geo.get("rotate", {}).get("p", 0.0), max_rotate_deg=geo.get("rotate", {}).get("max_deg", 0.0),
-                scale_p=geo.get("scale", {}).get("p", 0.0), scale_range=tuple(geo.get("scale", {}).get("range", (1.0, 1.0))),
-                translate_p=geo.get("translate", {}).get("p", 0.0), max_translate_frac=geo.get("translate", {}).get("max_frac", 0.0),
+                flip_p=aug.get("flip", {}).get("p", 0.0),
+                rotate_p=rot.get("p", 0.0), max_rotate_deg=rot.get("max_deg", 0.0), rotate_dist=rot.get("dist", "uniform"),
+                scale_p=sc.get("p", 0.0), scale_range=tuple(sc.get("range", (1.0, 1.0))),
+                scale_dist=sc.get("dist", "uniform"), scale_of_box=bool(sc.get("box", False)),
+                translate_p=tr.get("p", 0.0), max_translate_frac=tr.get("max_frac", 0.0),
                 seed=seeds[0],
             )
-            m = T.to3(g) @ T.to3(m)
-            m = m[:2]
+            m = (T.to3(g) @ T.to3(m))[:2]
+        if "keep_inside" in aug and labeled:
+            m = T.keep_points_inside(m, pts, vis, (w, h), float(aug["keep_inside"].get("margin", 0.0)))
         img = T.warp_image(image, m, (w, h))
-        p = T.affine_apply(pts, m)
-        p = tf.where(flipped, tf.gather(p, perm), p)
-        vis = tf.where(flipped, tf.gather(vis, perm), vis)
         img = tf.cast(img, tf.float32)
         if "color" in aug:
             c = aug["color"]
             img = T.color_jitter(img, c.get("brightness", 0.0), c.get("contrast", 0.0), c.get("saturation", 0.0),
                                  p=c.get("p", 1.0), seed=seeds[1])
         if "channel_scale" in aug:
-            cs = aug["channel_scale"]
-            img = T.channel_scale(img, *cs.get("range", (0.6, 1.4)), p=cs.get("p", 1.0), seed=seeds[6])
+            lo_hi = aug["channel_scale"].get("range", (0.6, 1.4))
+            img = T.channel_scale(img, float(lo_hi[0]), float(lo_hi[1]), p=aug["channel_scale"].get("p", 1.0), seed=seeds[6])
         if "pca_lighting" in aug:
-            img = T.pca_lighting(img, aug["pca_lighting"].get("sigma", 0.05), seed=seeds[2])
+            img = T.pca_lighting(img, aug["pca_lighting"].get("sigma", 0.05), p=aug["pca_lighting"].get("p", 1.0), seed=seeds[2])
         if "erase" in aug:
             e = aug["erase"]
             img = T.random_erasing(img, e.get("p", 0.5), e.get("max_frac", 0.4), e.get("min_frac", 0.0), e.get("fill", "color"),
-                                   seed=seeds[3])
+                                   seed=seeds[3], mode=e.get("mode", "sides"), area=tuple(e.get("area", (0.02, 0.4))),
+                                   aspect=tuple(e.get("aspect", (0.3, 1 / 0.3))))
         if "blur" in aug:
             b = aug["blur"]
             img = T.gaussian_blur(img, b.get("p", 0.3), b.get("max_sigma_frac", 5 / 256) * w, seed=seeds[4])
         if "grayscale" in aug:
             img = T.random_grayscale(img, aug["grayscale"].get("p", 0.2), seed=seeds[5])
-        if aug.get("clip_points", False):
-            p = tf.clip_by_value(p, 0.0, tf.constant([float(w), float(h)]))
+        m = tf.cast(m, tf.float32)
         out = {
             "images": tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8),
-            "landmarks": p,
-            "visible": vis,
-            "affine": tf.cast(m, tf.float32),
-            "image_landmarks": pts,
+            "affine": m,
+            "inverse_affine": T.invert_affine(m),
+            "flipped": flipped,
         }
+        if labeled:
+            p = T.affine_apply(pts, m)
+            p = tf.where(flipped, tf.gather(p, perm), p)
+            vis = tf.where(flipped, tf.gather(vis, perm), vis)
+            if aug.get("clip_points", False):
+                p = tf.clip_by_value(p, 0.0, tf.constant([float(w), float(h)]))
+            out.update(landmarks=p, visible=vis, image_landmarks=pts)
         return out
 
     return fn
@@ -142,34 +169,49 @@ def load_tfds(name: str, split: str, *, data_dir=None, shuffle_files: bool = Fal
 
 def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=None, split: str = "train",
                  training: bool = False, batch_size: int = 16, augment=None, data_dir=None, shuffle_buffer: int = 2048,
-                 repeat: bool = False, seed: int = 0, start_epoch: int = 0, epochs: int = 1, num_shards: int = 1, shard_index: int = 0,
-                 cache: bool = False, drop_remainder: bool | None = None, epoch_multiple: int | None = None):
-    """Batched ``tf.data.Dataset`` for training (``training=True``: ``(images, targets)``) or evaluation.
+                 repeat: bool = False, seed: int = 0, start_epoch: int = 0, epochs: int = 1, num_shards: int = 1,
+                 shard_index: int = 0, input_context=None, cache: bool = False, drop_remainder: bool | None = None,
+                 epoch_multiple: int | None = None):
+    """Batched ``tf.data.Dataset`` for training or evaluation.
+
+    * labelled, ``training=True``: ``(images, targets)`` with the targets from ``codec.encode``;
+    * labelled, ``training=False`` (deterministic: no augmentation, no shuffle, order kept): ``(images, info)``
+      with ``landmarks`` (crop), ``visible``, ``affine`` (image → crop), ``inverse_affine`` and
+      ``image_landmarks``;
+    * unlabelled sources (no ``landmarks``, e.g. ``face_image_folder``): ``(images, info)`` with ``affine`` and
+      ``inverse_affine`` (augmented when ``training``).
 
     Training streams hold ``epochs`` epochs starting at ``start_epoch`` and are deterministic functions of
     ``(seed, epoch, index)``: epoch ``e`` is the source shuffled with a seed derived from ``(seed, e)``, every
-    example augmented with a stateless seed derived from ``(seed, e, index)``, batched with
-    ``drop_remainder`` inside the epoch, so one Keras epoch (of ``len(source) // batch_size`` steps) is
-    exactly one pass and a run resumed at ``start_epoch`` sees the very batches an uninterrupted run would.
+    example augmented with a stateless seed derived from ``(seed, e, index)`` and batched (``drop_remainder``)
+    inside the epoch, so one Keras epoch of ``len(source) // batch_size`` steps is exactly one pass and a run
+    resumed at ``start_epoch`` sees the very batches an uninterrupted run would.
 
     Args:
         source: a ``tf.data.Dataset`` of example dicts, or a TFDS name (with ``split`` and ``data_dir``).
         crop, input_size, mean, std, scheme: the model's input contract (``ModelSpec.crop`` etc.).
-        codec: the family codec; its ``encode`` makes the targets (required when ``training``).
+        codec: the family codec; its ``encode`` makes the targets (required when training on labelled data).
         augment: preset name or dict (training only).
-        repeat: evaluation only: repeat the deterministic evaluation stream.
-        num_shards, shard_index: shard by worker (distributed input), applied before anything else.
+        repeat: evaluation streams only: repeat the deterministic stream.
+        num_shards, shard_index: shard by worker (distributed input), applied before anything else;
+            ``input_context`` (a ``tf.distribute.InputContext``) sets both, for
+            ``strategy.distribute_datasets_from_function``.
         epoch_multiple: training epochs use the largest multiple of this many examples (the worker's share of
             the global batch), so replicas fed per-replica batches stay aligned with epochs.
     """
     if isinstance(source, str):
         source = load_tfds(source, split, data_dir=data_dir, shuffle_files=False)
-    if training and codec is None:
+    labeled = "landmarks" in source.element_spec
+    if training and labeled and codec is None:
         raise InvalidArgumentError("training datasets need the family codec (targets come from codec.encode)")
+    if input_context is not None:
+        num_shards, shard_index = input_context.num_input_pipelines, input_context.input_pipeline_id
+    if not 0 <= shard_index < max(num_shards, 1):
+        raise InvalidArgumentError(f"shard_index must be in [0, {num_shards}); got {shard_index}")
     ds = source
     if num_shards > 1:
         ds = ds.shard(num_shards, shard_index)
-    keep = ("image", "landmarks", "visible", "bbox")
+    keep = ("image", "landmarks", "visible", "bbox", "five_points")
     ds = ds.map(lambda ex: {k: ex[k] for k in keep if k in ex})
     if cache:
         ds = ds.cache()
@@ -178,7 +220,7 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
         src = ds
         n = int(src.cardinality().numpy())
         per_epoch = (n // epoch_multiple) * epoch_multiple if (epoch_multiple and n > 0) else -1
-        rng = np.random.default_rng([int(seed), 0x5EED])
+        rng = np.random.default_rng([int(seed or 0), 0x5EED])
         epoch_seeds = rng.integers(0, 2**62, size=(start_epoch + int(epochs), 2))  # row e: (shuffle, augment)
 
         def one_epoch(e):
@@ -199,10 +241,10 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
 
     def finish(b):
         images = T.normalize_image(b["images"], mean, std)
-        if training:
+        if training and labeled:
             return images, codec.encode(b["landmarks"], b["visible"])
-        info = {k: b[k] for k in ("landmarks", "visible", "affine", "image_landmarks")}
-        return images, info
+        keys = ("landmarks", "visible", "affine", "inverse_affine", "image_landmarks") if labeled else ("affine", "inverse_affine")
+        return images, {k: b[k] for k in keys}
 
     ds = ds.map(finish, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)

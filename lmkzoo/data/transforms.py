@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "to3", "affine_apply", "box_affine", "crop_box", "five_point_hull_box", "similarity_to_template", "warp_image",
-    "random_geometry", "random_erasing", "gaussian_blur", "random_grayscale", "color_jitter", "channel_scale",
-    "pca_lighting", "normalize_image", "split_seed",
+    "to3", "affine_apply", "invert_affine", "box_affine", "crop_box", "similarity_to_template", "warp_image",
+    "random_geometry", "keep_points_inside", "random_erasing", "gaussian_blur", "random_grayscale",
+    "color_jitter", "channel_scale", "pca_lighting", "normalize_image", "five_point_hull_box", "split_seed",
 ]
 
 # AlexNet PCA lighting: eigenvalues / eigenvectors of ImageNet RGB covariance (pixels in [0, 1])
@@ -58,6 +58,11 @@ def _compose(*ms):
 def affine_apply(points, m):
     """Points ``(K, 2)`` through a 2x3 affine."""
     return tf.matmul(points, m[:, :2], transpose_b=True) + m[:, 2]
+
+
+def invert_affine(m):
+    """TF twin of :func:`lmkzoo.geometry.invert_affine` (2x3 → 2x3)."""
+    return tf.linalg.inv(to3(tf.cast(m, tf.float32)))[:2]
 
 
 def crop_box(box, scale=(1.0, 1.0), shift=(0.0, 0.0), square=False):
@@ -123,17 +128,35 @@ def warp_image(image, m, out_size, *, interpolation="BILINEAR", fill_value=0.0):
     return out
 
 
-def random_geometry(out_size, *, flip_p=0.0, rotate_p=0.0, max_rotate_deg=0.0, scale_p=0.0, scale_range=(1.0, 1.0),
-                    translate_p=0.0, max_translate_frac=0.0, seed):
+def _bounded(u_a, u_b, half, dist):
+    """A draw in ``[-half, half]``: uniform, or ``N(0, half / 2)`` clipped at two standard deviations (the
+    ``sample_from_bounded_gaussian`` of LUVLi / pytorch-pose). ``u_a``, ``u_b``: U(0, 1) draws."""
+    if dist == "uniform":
+        return (u_a * 2 - 1) * half
+    if dist == "normal":  # Box-Muller from two uniforms, so one uniform vector drives every choice
+        z = tf.sqrt(-2.0 * tf.math.log(tf.maximum(u_a, 1e-7))) * tf.cos(2 * math.pi * u_b)
+        return tf.clip_by_value(z * half / 2, -half, half)
+    raise ValueError(f"distribution must be 'uniform' or 'normal'; got {dist!r}")
+
+
+def random_geometry(out_size, *, flip_p=0.0, rotate_p=0.0, max_rotate_deg=0.0, rotate_dist="uniform", scale_p=0.0,
+                    scale_range=(1.0, 1.0), scale_dist="uniform", scale_of_box=False, translate_p=0.0,
+                    max_translate_frac=0.0, seed):
     """A random crop→crop affine (about the crop centre) and whether it mirrors.
 
     Order: flip, then rotation and scale about the centre, then translation (a fraction of the crop size).
+    ``rotate_dist`` / ``scale_dist``: ``uniform`` over the range, or ``normal`` (std = half the range, clipped
+    to it). The scale factor zooms the content; ``scale_of_box=True`` reads it as a factor on the crop box
+    instead (content zoom = 1 / factor, LUVLi's convention).
     """
     w, h = float(out_size[0]), float(out_size[1])
-    u = _uniform([8], seed)
+    u = _uniform([10], seed)
     flip = u[0] < flip_p
-    theta = tf.where(u[1] < rotate_p, (u[2] * 2 - 1) * max_rotate_deg * math.pi / 180, 0.0)
-    s = tf.where(u[3] < scale_p, scale_range[0] + u[4] * (scale_range[1] - scale_range[0]), 1.0)
+    theta = tf.where(u[1] < rotate_p, _bounded(u[2], u[8], max_rotate_deg, rotate_dist) * math.pi / 180, 0.0)
+    lo, hi = float(scale_range[0]), float(scale_range[1])
+    s = tf.where(u[3] < scale_p, (lo + hi) / 2 + _bounded(u[4], u[9], (hi - lo) / 2, scale_dist), 1.0)
+    if scale_of_box:
+        s = 1.0 / s
     do_t = u[5] < translate_p
     tx = tf.where(do_t, (u[6] * 2 - 1) * max_translate_frac * w, 0.0)
     ty = tf.where(do_t, (u[7] * 2 - 1) * max_translate_frac * h, 0.0)
@@ -144,82 +167,143 @@ def random_geometry(out_size, *, flip_p=0.0, rotate_p=0.0, max_rotate_deg=0.0, s
     return _compose(f, rot), flip
 
 
-def random_erasing(image, p=0.5, max_frac=0.4, min_frac=0.0, fill="color", *, seed):
-    """With probability ``p``, fill a random rectangle (sides up to ``max_frac`` of the image) with one random
-    colour (``fill="color"``, PIPNet's occlusion) or uniform noise (``"noise"``, random erasing)."""
+def keep_points_inside(m, points, visible, out_size, margin: float = 0.0):
+    """Shrink the content about the crop centre (composed after ``m``) just enough that every visible point lands
+    inside the crop (LUVLi's ``keep_pts_inside``); ``m`` is returned unchanged when they already do."""
+    w, h = float(out_size[0]), float(out_size[1])
+    p = affine_apply(tf.cast(points, tf.float32), m)
+    d = tf.abs(p - tf.constant([w / 2, h / 2]))
+    room = tf.constant([w / 2 - margin, h / 2 - margin])
+    need = tf.reduce_max(tf.where(tf.cast(visible, tf.bool)[:, None], d / room, 0.0))
+    k = 1.0 / tf.maximum(need, 1.0)
+    shrink = tf.stack([tf.stack([k, 0.0, (1 - k) * w / 2]), tf.stack([0.0, k, (1 - k) * h / 2])])
+    return _compose(m, shrink)
+
+
+def _maybe(apply, fn, img):
+    """``fn(img)`` where ``apply`` (a scalar bool tensor) is true, else ``img``; the op is not computed when it is
+    not applied (``tf.cond``, not ``tf.where``), which matters for throughput."""
+    return tf.cond(apply, lambda: fn(img), lambda: img)
+
+
+def random_erasing(image, p=0.5, max_frac=0.4, min_frac=0.0, fill="color", *, seed, mode="sides",
+                   area=(0.02, 0.4), aspect=(0.3, 1 / 0.3)):
+    """With probability ``p``, fill a random rectangle.
+
+    ``mode``: ``sides`` (each side ``U(min_frac, max_frac)`` of the image, rectangle inside the image: PIPNet's
+    occlusion), ``area`` (area ``U(area)`` of the image, aspect ratio log-uniform in ``aspect``: Zhong et al.'s
+    random erasing, as used by Huang et al. / Earp et al.), ``centered`` (centre uniform over the image, half
+    sides ``U(0, max_frac / 2)`` of the image, clipped at the border: LUVLi's Bulat-style occlusion).
+    ``fill``: ``color`` (one random colour), ``noise`` (uniform per pixel) or ``zero`` (black).
+    """
+    if mode not in ("sides", "area", "centered"):
+        raise ValueError(f"erasing mode must be 'sides', 'area' or 'centered'; got {mode!r}")
+    if fill not in ("color", "noise", "zero"):
+        raise ValueError(f"erasing fill must be 'color', 'noise' or 'zero'; got {fill!r}")
     img = tf.cast(image, tf.float32)
-    h, w = tf.shape(img)[0], tf.shape(img)[1]
-    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-    s1, s2 = tf.unstack(split_seed(seed, 2))
-    u = _uniform([5], s1)
-    rh = tf.cast((min_frac + u[0] * (max_frac - min_frac)) * hf, tf.int32)
-    rw = tf.cast((min_frac + u[1] * (max_frac - min_frac)) * wf, tf.int32)
-    y0 = tf.cast(u[2] * tf.cast(h - rh + 1, tf.float32), tf.int32)
-    x0 = tf.cast(u[3] * tf.cast(w - rw + 1, tf.float32), tf.int32)
-    ys, xs = tf.range(h)[:, None], tf.range(w)[None, :]
-    mask = (ys >= y0) & (ys < y0 + rh) & (xs >= x0) & (xs < x0 + rw) & (u[4] < p)
-    if fill == "noise":
-        value = _uniform(tf.shape(img), s2, 0.0, 255.0)
-    else:
-        value = tf.broadcast_to(_uniform([3], s2, 0.0, 255.0), tf.shape(img))
-    return tf.where(mask[..., None], value, img)
+    s_draw, s_fill = tf.unstack(split_seed(seed, 2))
+    u = _uniform([5], s_draw)
+
+    def erase(img):
+        h, w = tf.shape(img)[0], tf.shape(img)[1]
+        hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+        if mode == "sides":
+            rh = (min_frac + u[0] * (max_frac - min_frac)) * hf
+            rw = (min_frac + u[1] * (max_frac - min_frac)) * wf
+            y0 = u[2] * (hf - tf.floor(rh) + 1)
+            x0 = u[3] * (wf - tf.floor(rw) + 1)
+        elif mode == "area":
+            a = (area[0] + u[0] * (area[1] - area[0])) * hf * wf
+            r = tf.exp(math.log(aspect[0]) + u[1] * (math.log(aspect[1]) - math.log(aspect[0])))
+            rh = tf.minimum(tf.sqrt(a * r), hf)
+            rw = tf.minimum(tf.sqrt(a / r), wf)
+            y0 = u[2] * (hf - tf.floor(rh) + 1)
+            x0 = u[3] * (wf - tf.floor(rw) + 1)
+        else:
+            cy, cx = u[2] * hf, u[3] * wf
+            hh, hw = u[0] * max_frac / 2 * hf, u[1] * max_frac / 2 * wf
+            y0, x0 = tf.maximum(cy - hh, 0.0), tf.maximum(cx - hw, 0.0)
+            rh, rw = tf.minimum(cy + hh, hf) - y0, tf.minimum(cx + hw, wf) - x0
+        y0, x0 = tf.cast(tf.floor(y0), tf.int32), tf.cast(tf.floor(x0), tf.int32)
+        rh, rw = tf.cast(tf.floor(rh), tf.int32), tf.cast(tf.floor(rw), tf.int32)
+        ys, xs = tf.range(h)[:, None], tf.range(w)[None, :]
+        mask = (ys >= y0) & (ys < y0 + rh) & (xs >= x0) & (xs < x0 + rw)
+        if fill == "noise":
+            value = _uniform(tf.shape(img), s_fill, 0.0, 255.0)
+        elif fill == "zero":
+            value = tf.zeros_like(img)
+        else:
+            value = tf.broadcast_to(_uniform([3], s_fill, 0.0, 255.0), tf.shape(img))
+        return tf.where(mask[..., None], value, img)
+
+    return _maybe(u[4] < p, erase, img)
 
 
 def gaussian_blur(image, p=0.3, max_sigma=5.0, *, seed):
     """With probability ``p``, blur with a Gaussian of standard deviation ``U(0, max_sigma)`` pixels."""
     img = tf.cast(image, tf.float32)
     u = _uniform([2], seed)
-    sigma = tf.maximum(u[1] * max_sigma, 1e-3)
     radius = int(math.ceil(3 * max_sigma))
-    x = tf.range(-radius, radius + 1, dtype=tf.float32)
-    k = tf.exp(-0.5 * (x / sigma) ** 2)
-    k = k / tf.reduce_sum(k)
-    kx = tf.tile(tf.reshape(k, [1, -1, 1, 1]), [1, 1, 3, 1])
-    ky = tf.tile(tf.reshape(k, [-1, 1, 1, 1]), [1, 1, 3, 1])
-    padded = tf.pad(img[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
-    out = tf.nn.depthwise_conv2d(padded, kx, [1, 1, 1, 1], "VALID")
-    out = tf.nn.depthwise_conv2d(out, ky, [1, 1, 1, 1], "VALID")[0]
-    return tf.where(u[0] < p, out, img)
+
+    def blur(img):
+        sigma = tf.maximum(u[1] * max_sigma, 1e-3)
+        x = tf.range(-radius, radius + 1, dtype=tf.float32)
+        k = tf.exp(-0.5 * (x / sigma) ** 2)
+        k = k / tf.reduce_sum(k)
+        kx = tf.tile(tf.reshape(k, [1, -1, 1, 1]), [1, 1, 3, 1])
+        ky = tf.tile(tf.reshape(k, [-1, 1, 1, 1]), [1, 1, 3, 1])
+        padded = tf.pad(img[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+        out = tf.nn.depthwise_conv2d(padded, kx, [1, 1, 1, 1], "VALID")
+        return tf.nn.depthwise_conv2d(out, ky, [1, 1, 1, 1], "VALID")[0]
+
+    return _maybe(u[0] < p, blur, img)
 
 
 def random_grayscale(image, p=0.2, *, seed):
     img = tf.cast(image, tf.float32)
-    gray = tf.reduce_sum(img * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
-    return tf.where(_uniform([], seed) < p, tf.tile(gray, [1, 1, 3]), img)
+
+    def gray(img):
+        g = tf.reduce_sum(img * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+        return tf.tile(g, [1, 1, 3])
+
+    return _maybe(_uniform([], seed) < p, gray, img)
 
 
 def color_jitter(image, brightness=0.0, contrast=0.0, saturation=0.0, p=1.0, *, seed):
     """torchvision-style jitter: factors ``U(1 - v, 1 + v)`` for brightness, contrast and saturation."""
     img = tf.cast(image, tf.float32)
     u = _uniform([4], seed)
-    out = img
-    if brightness:
-        out = out * (1 - brightness + 2 * brightness * u[0])
-    if contrast:
-        mean = tf.reduce_mean(tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), -1))
-        out = (out - mean) * (1 - contrast + 2 * contrast * u[1]) + mean
-    if saturation:
-        gray = tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), -1, keepdims=True)
-        out = (out - gray) * (1 - saturation + 2 * saturation * u[2]) + gray
-    out = tf.clip_by_value(out, 0.0, 255.0)
-    return tf.where(u[3] < p, out, img)
+
+    def jitter(out):
+        if brightness:
+            out = out * (1 - brightness + 2 * brightness * u[0])
+        if contrast:
+            mean = tf.reduce_mean(tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), -1))
+            out = (out - mean) * (1 - contrast + 2 * contrast * u[1]) + mean
+        if saturation:
+            gray = tf.reduce_sum(out * tf.constant([0.299, 0.587, 0.114]), -1, keepdims=True)
+            out = (out - gray) * (1 - saturation + 2 * saturation * u[2]) + gray
+        return tf.clip_by_value(out, 0.0, 255.0)
+
+    return _maybe(u[3] < p, jitter, img)
 
 
 def channel_scale(image, lo=0.6, hi=1.4, p=1.0, *, seed):
-    """With probability ``p``, multiply each RGB channel by its own factor ``U(lo, hi)``, clipped to [0, 255]
-    (the colour augmentation of DU-Net / UGLLI's data loader)."""
+    """With probability ``p``, multiply each colour channel by its own factor ``U(lo, hi)`` (LUVLi / pytorch-pose
+    colour augmentation), clipped to 0-255."""
     img = tf.cast(image, tf.float32)
     u = _uniform([4], seed)
-    out = tf.clip_by_value(img * (lo + (hi - lo) * u[:3]), 0.0, 255.0)
-    return tf.where(u[3] < p, out, img)
+    return _maybe(u[3] < p, lambda x: tf.clip_by_value(x * (lo + u[:3] * (hi - lo)), 0.0, 255.0), img)
 
 
-def pca_lighting(image, sigma=0.05, *, seed):
-    """AlexNet PCA lighting noise: add ``eigvec @ (alpha * eigval)``, ``alpha ~ N(0, sigma)`` (pixels 0-255)."""
+def pca_lighting(image, sigma=0.05, p=1.0, *, seed):
+    """AlexNet PCA lighting noise: add ``eigvec @ (alpha * eigval)``, ``alpha ~ N(0, sigma)`` (pixels 0-255),
+    with probability ``p``."""
     img = tf.cast(image, tf.float32)
-    alpha = tf.random.stateless_normal([3], seed=tf.cast(seed, tf.int64), stddev=sigma)
+    s_alpha, s_apply = tf.unstack(split_seed(seed, 2))
+    alpha = tf.random.stateless_normal([3], seed=s_alpha, stddev=sigma)
     rgb = tf.linalg.matvec(tf.constant(_PCA_EIGVEC), alpha * tf.constant(_PCA_EIGVAL)) * 255.0
-    return tf.clip_by_value(img + rgb, 0.0, 255.0)
+    return _maybe(_uniform([], s_apply) < p, lambda x: tf.clip_by_value(x + rgb, 0.0, 255.0), img)
 
 
 def normalize_image(image, mean, std):

@@ -136,6 +136,15 @@ class Scheme:
         return tuple((i, j) for i, j in enumerate(self.flip_permutation) if i < j)
 
     @property
+    def sides(self) -> np.ndarray:
+        """Per point: -1 on the image-left side (a ``left`` word in its name), +1 image-right, 0 otherwise."""
+        out = np.zeros(self.num_points, np.int8)
+        for i, name in enumerate(self.names):
+            words = name.lower().split("_")
+            out[i] = -1 if "left" in words else (1 if "right" in words else 0)
+        return out
+
+    @property
     def skeleton(self) -> tuple[tuple[int, int], ...]:
         """Edges ``(i, j)`` to draw, from the polylines."""
         edges = []
