@@ -334,8 +334,8 @@ def test_recipe_optimizer_schedule_loss_and_preset():
     fam = get_family("uglli")
     assert fam.augment_preset == spec.recipe["augment"] == "uglli"
     preset = get_preset("uglli")
-    assert preset["rotate"]["max_deg"] == 30 and preset["flip"]["p"] == 0.5
-    assert preset["scale"]["range"] == pytest.approx([1 / 1.25, 1 / 0.75])
+    assert preset["rotate"]["max_deg"] == 30 and "flip" not in preset  # LUVLi's loaders never flip
+    assert preset["scale"]["range"] == pytest.approx([0.75, 1.25]) and preset["scale"]["box"]  # box factor 1 ± 0.25
     net = _tiny()
     loss = fam.default_loss(spec, net)
     assert isinstance(loss, GaussianLogLikelihood) and loss.supervision == "all" and loss.criterion == "gll"
