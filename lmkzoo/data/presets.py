@@ -50,6 +50,18 @@ PRESETS = {
         "pca_lighting": {"sigma": 0.1},
         "clip_points": True,
     },
+    # Earp et al. 2021 (§3.3, §5.1), applied after the 5-point alignment: AlexNet PCA lighting sigma 0.05,
+    # GluonCV colour jitter 0.4 (brightness, contrast, saturation), horizontal flip, random erasing
+    # (Huang et al. 2020's information dropping; the paper gives no sizes: up to 0.4 of each side, noise
+    # fill as in Zhong et al.), rotation up to ±15°. No scale and no shift: the paper measured both as
+    # harmful (~1 AUC point each). Probabilities are not stated in the paper; 0.5 each.
+    "earp": {
+        "flip": {"p": 0.5},
+        "rotate": {"p": 0.5, "max_deg": 15.0},
+        "color": {"p": 1.0, "brightness": 0.4, "contrast": 0.4, "saturation": 0.4},
+        "pca_lighting": {"sigma": 0.05},
+        "erase": {"p": 0.5, "max_frac": 0.4, "fill": "noise"},
+    },
 }
 
 

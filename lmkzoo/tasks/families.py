@@ -17,6 +17,7 @@ __all__ = ["Family", "register_family", "get_family", "family_names", "check_bui
 
 _FAMILY_MODULES = {
     "pipnet": "lmkzoo.tasks.pipnet_family",
+    "heatmap": "lmkzoo.tasks.heatmap_family",
 }
 _FAMILIES: dict[str, "Family"] = {}
 

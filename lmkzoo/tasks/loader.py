@@ -77,7 +77,9 @@ def spec_from_network(network, fallback: ModelSpec | None = None) -> ModelSpec:
 def _load_keras_file(path: Path):
     import keras
 
-    import lmkzoo.models.pipnet  # noqa: F401  (registers the classes a .keras file may name)
+    import lmkzoo.codecs  # noqa: F401  (registers the classes a .keras file may name)
+    import lmkzoo.models.heatmap  # noqa: F401
+    import lmkzoo.models.pipnet  # noqa: F401
 
     return keras.saving.load_model(str(path), safe_mode=True)
 
