@@ -15,7 +15,7 @@ from lmkzoo.errors import LmkzooError
 
 EXAMPLES = {
     "list": "lmkzoo list 'pipnet*' --pretrained",
-    "info": "lmkzoo info pipnet_r18.wflw",
+    "info": "lmkzoo info heatmap_mnv2_025.sssd --flops",
     "convert": "lmkzoo convert pipnet-torch epoch59.pth --scheme wflw98 --meanface meanface.txt --out pipnet_r18_wflw",
     "download": "lmkzoo download --all --dest /media/usb/lmkzoo   # then LMKZOO_HOME=/media/usb/lmkzoo elsewhere",
     "publish": "lmkzoo publish runs/pipnet_r18 --license Apache-2.0 --data-license 'CC BY-NC 4.0'",
@@ -54,10 +54,17 @@ def _cmd_info(args) -> int:
     from lmkzoo.registry import get_spec
 
     spec = get_spec(args.name)
+    report = flops_report(spec) if args.flops else None
     if args.json:
-        print(json.dumps(spec.to_dict(), indent=2, default=str))
+        d = spec.to_dict()
+        if report is not None:
+            d["compute"] = {"gmacs": report.gmacs, "gflops": report.gflops, "params": report.params,
+                            "trainable_params": report.trainable_params, "size_mib_float32": report.size_mb}
+        print(json.dumps(d, indent=2, default=str))
         return 0
     print(format_model_card(spec))
+    if report is not None:
+        print(format_compute(spec, report))
     return 0
 
 
@@ -140,6 +147,31 @@ def _cmd_data_show(args) -> int:
     path = write_png(args.out, grid)
     print(f"wrote {path} ({args.n} examples of {args.name} [{args.split}], crop {crop}, augment {augment})")
     return 0
+def flops_report(spec):
+    """:class:`lmkzoo.flops.MacsReport` of a randomly initialised network for ``spec``."""
+    from lmkzoo.flops import count_macs
+    from lmkzoo.tasks.loader import build_network
+
+    return count_macs(build_network(spec))
+
+
+def format_compute(spec, report) -> str:
+    """Compute lines of a model card: MACs (the unit papers print as "GFLOPs"), parameters, float32 size."""
+    w, h = spec.input_size
+    lines = [
+        f"  compute at {w}x{h}: {report.gmacs:.3f} GMACs (multiply-adds; {report.gflops:.3f} GFLOPs = 2 x MACs; "
+        "BatchNorm, biases and activations not counted)",
+        f"  size: {report.params:,} parameters ({report.trainable_params:,} trainable), {report.size_mb:.2f} MiB as float32",
+    ]
+    pm = spec.paper_metrics
+    if "gflops" in pm or "size_mb" in pm:
+        paper = []
+        if "gflops" in pm:
+            paper.append(f"{pm['gflops']} GFLOPS (MACs)")
+        if "size_mb" in pm:
+            paper.append(f"{pm['size_mb']} MB")
+        lines.append(f"  paper: {', '.join(paper)}")
+    return "\n".join(lines)
 
 
 def format_model_card(spec) -> str:
@@ -213,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("info", "show a model's card: input contract, recipe, paper numbers, weights and licence", _cmd_info)
     sp.add_argument("name", help="arch or arch.tag, e.g. pipnet_r18 or pipnet_r18.300w")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--flops", action="store_true",
+                    help="build the network (random weights) and print its multiply-adds (GMACs), parameters and float32 size")
     sp = add("convert", "convert an official checkpoint into lmkzoo weights (.weights.h5 + .keras), with a numeric check", _cmd_convert)
     sp.add_argument("kind", choices=["pipnet-torch"], help="checkpoint kind")
     sp.add_argument("checkpoint", help="PyTorch state_dict (.pth), e.g. PIPNet's snapshots/<data>/<exp>/epoch59.pth")

@@ -1,9 +1,10 @@
 """Per-family codecs: ``encode`` (tf, for tf.data) and decode (keras.ops, inside every serving graph)."""
 
 from lmkzoo.codecs.base import LandmarkCodec
+from lmkzoo.codecs.heatmap_codec import HeatmapCodec
 from lmkzoo.codecs.laplace_codec import LaplaceCodec
 from lmkzoo.codecs.pipnet_codec import PIPNetCodec, neighbor_tables, packaged_meanface, read_meanface
 from lmkzoo.codecs.uglli_codec import UGLLICodec
 
-__all__ = ["LandmarkCodec", "LaplaceCodec", "PIPNetCodec", "UGLLICodec", "neighbor_tables", "packaged_meanface",
-           "read_meanface"]
+__all__ = ["HeatmapCodec", "LandmarkCodec", "LaplaceCodec", "PIPNetCodec", "UGLLICodec", "neighbor_tables",
+           "packaged_meanface", "read_meanface"]

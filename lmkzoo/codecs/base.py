@@ -12,11 +12,12 @@ corner convention) and ``scores`` ``(B, K)``; families with uncertainty add ``co
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from lmkzoo.errors import InvalidArgumentError
 
-__all__ = ["LandmarkCodec", "one_hot_cells", "gather_cells"]
+__all__ = ["LandmarkCodec", "one_hot_cells", "gather_cells", "first_max_cells"]
 
 
 class LandmarkCodec(keras.layers.Layer):
@@ -63,3 +64,28 @@ def gather_cells(maps, one_hot):
     for _ in range(extra):
         oh = ops.expand_dims(oh, -1)
     return ops.sum(maps * oh, axis=1)
+
+
+def first_max_cells(maps):
+    """Row, column and one-hot of each map's first maximum (row-major order, i.e. ``argmax`` of the
+    flattened map), for ``maps`` ``(B, H, W, K)``.
+
+    Returns ``(row (B, K), col (B, K), one_hot (B, H, W, K))``; row and col are float. Built from
+    REDUCE_MAX, EQUAL, CAST, MUL and SUM only: ``keras.ops.argmax`` on floats adds a sign-bit test
+    (``BitwiseAnd``) that TFLite cannot convert without Flex ops, and a flat index above 2048 would not
+    be exact on an fp16 GPU delegate, while row and column indices (< 2048) are.
+    """
+    _, h, w, _ = maps.shape
+    dtype = maps.dtype
+    top = ops.max(maps, axis=(1, 2), keepdims=True)
+    at_max = ops.cast(ops.equal(maps, top), dtype)  # (B, H, W, K)
+    rows = np.arange(h, dtype=np.float32).reshape(1, h, 1)
+    cols = np.arange(w, dtype=np.float32).reshape(1, w, 1)
+    # first row holding a maximum: the largest (h - row) among rows that hold one
+    row_has = ops.max(at_max, axis=2)  # (B, H, K)
+    row = float(h) - ops.max(row_has * (float(h) - rows), axis=1)  # (B, K)
+    row_oh = ops.cast(ops.equal(ops.expand_dims(row, 1), rows), dtype)  # (B, H, K)
+    in_row = ops.sum(at_max * ops.expand_dims(row_oh, 2), axis=1)  # (B, W, K)
+    col = float(w) - ops.max(in_row * (float(w) - cols), axis=1)
+    col_oh = ops.cast(ops.equal(ops.expand_dims(col, 1), cols), dtype)  # (B, W, K)
+    return row, col, ops.expand_dims(row_oh, 2) * ops.expand_dims(col_oh, 1)

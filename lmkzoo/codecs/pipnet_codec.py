@@ -12,8 +12,9 @@ Facts followed exactly (REFERENCE_FACTS §A5-A7, jhb86253817/PIPNet):
   computed once (:meth:`PIPNetCodec.from_meanface`) and stored in the config, never recomputed at
   inference. Channel ``i * C + j`` of the neighbour maps holds landmark ``i``'s ``j``-th neighbour.
 
-The merge is a constant ``(K·C, K)`` count matrix applied with one matmul, and the cell lookups are
-one-hot products, so the decode has no GATHER / SEGMENT ops and runs on the TFLite GPU delegate.
+The merge is a constant ``(K·C, K)`` count matrix applied with one matmul, the argmax is
+:func:`~lmkzoo.codecs.base.first_max_cells` and the cell lookups are one-hot products, so the decode has no
+ARG_MAX, GATHER or SEGMENT ops and runs on the TFLite GPU delegate.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
-from lmkzoo.codecs.base import LandmarkCodec, gather_cells, one_hot_cells
+from lmkzoo.codecs.base import LandmarkCodec, first_max_cells, gather_cells
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
 
 __all__ = ["PIPNetCodec", "neighbor_tables", "read_meanface", "packaged_meanface"]
@@ -130,10 +131,6 @@ class PIPNetCodec(LandmarkCodec):
                 m[r1[idx] * self.num_neighbors + r2[idx], idx // self.max_len] += 1.0
         self._merge = m
         self._own_weight = own
-        gw, gh = self.grid
-        cells = np.arange(gw * gh)
-        self._cell_x = (cells % gw).astype(np.float32).reshape(1, -1, 1)
-        self._cell_y = (cells // gw).astype(np.float32).reshape(1, -1, 1)
 
     @classmethod
     def from_meanface(cls, meanface, num_neighbors: int = 10, input_size=(256, 256), net_stride: int = 32, **kwargs):
@@ -167,11 +164,10 @@ class PIPNetCodec(LandmarkCodec):
         k, c = self.num_points, self.num_neighbors
         gw, gh = self.grid
         hw = gw * gh
+        # the first maximum in row-major order (torch's argmax over h * W + w), without an ARG_MAX op
+        gy, gx, oh = first_max_cells(outputs["scores"])
+        oh = ops.reshape(oh, (-1, hw, k))  # (B, HW, K)
         scores = ops.reshape(outputs["scores"], (-1, hw, k))
-        best = ops.argmax(scores, axis=1)  # (B, K): first maximum on ties, as torch
-        oh = one_hot_cells(best, hw, scores.dtype)  # (B, HW, K)
-        gx = ops.sum(oh * self._cell_x, axis=1)
-        gy = ops.sum(oh * self._cell_y, axis=1)
         ox = gather_cells(ops.reshape(outputs["offset_x"], (-1, hw, k)), oh)
         oy = gather_cells(ops.reshape(outputs["offset_y"], (-1, hw, k)), oh)
         nbx = gather_cells(ops.reshape(outputs["neighbor_x"], (-1, hw, k, c)), oh)  # (B, K, C)

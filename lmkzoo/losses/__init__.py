@@ -1,10 +1,10 @@
 """Losses of every lmkzoo family, as ``keras.losses.Loss`` subclasses written with ``keras.ops``."""
 
-from lmkzoo.losses.heatmap_losses import HeatmapMSE
+from lmkzoo.losses.heatmap_losses import HeatmapLoss, HeatmapMSE
 from lmkzoo.losses.laplace_kl_loss import GaussianKL, LaplaceKL, SoftArgmaxL2
 from lmkzoo.losses.pipnet_loss import PIPLoss
 from lmkzoo.losses.regression_losses import L1, L2, PointLoss, SmoothL1, SmoothWing, Wing
 from lmkzoo.losses.uglli_loss import GaussianLogLikelihood
 
-__all__ = ["GaussianKL", "GaussianLogLikelihood", "HeatmapMSE", "L1", "L2", "LaplaceKL", "PIPLoss", "PointLoss",
-           "SmoothL1", "SmoothWing", "SoftArgmaxL2", "Wing"]
+__all__ = ["GaussianKL", "GaussianLogLikelihood", "HeatmapLoss", "HeatmapMSE", "L1", "L2", "LaplaceKL", "PIPLoss",
+           "PointLoss", "SmoothL1", "SmoothWing", "SoftArgmaxL2", "Wing"]

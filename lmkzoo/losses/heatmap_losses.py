@@ -6,8 +6,9 @@ import keras
 from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
+from lmkzoo.models.network import StructuredLoss
 
-__all__ = ["HeatmapMSE"]
+__all__ = ["HeatmapMSE", "HeatmapLoss"]
 
 
 @lmkzoo_export
@@ -29,6 +30,31 @@ class HeatmapMSE(keras.losses.Loss):
         y_true = ops.cast(y_true, y_pred.dtype)
         d = (y_pred - y_true) * self.scale
         return ops.mean(ops.square(d), axis=(1, 2))
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+@lmkzoo_export
+class HeatmapLoss(StructuredLoss):
+    """:class:`HeatmapMSE` over the heatmap codec's target dict, weighted by visibility.
+
+    ``y_true``: ``{"heatmaps" (B, H, W, K), "visible" (B, K)}`` (:meth:`HeatmapCodec.encode`); ``y_pred``:
+    ``{"heatmaps" (B, H, W, K)}``. Per example: the mean over the K landmarks of ``visible · MSE``
+    (SimpleBaseline's target-weighted "JointsMSELoss" without its factor 1/2), times ``scale²`` through
+    :class:`HeatmapMSE`'s ``scale``. Returns ``(B,)``.
+    """
+
+    def __init__(self, scale: float = 1.0, name="heatmap_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.scale = float(scale)
+        self._mse = HeatmapMSE(scale=self.scale)
+
+    def call(self, y_true, y_pred):
+        pred = y_pred["heatmaps"]
+        per_point = self._mse.call(y_true["heatmaps"], pred)  # (B, K)
+        vis = ops.cast(y_true["visible"], per_point.dtype)
+        return ops.mean(per_point * vis, axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}

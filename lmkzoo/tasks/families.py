@@ -19,6 +19,7 @@ _FAMILY_MODULES = {
     "pipnet": "lmkzoo.tasks.pipnet_family",
     "laplacekl": "lmkzoo.tasks.laplacekl_family",
     "uglli": "lmkzoo.tasks.uglli_family",
+    "heatmap": "lmkzoo.tasks.heatmap_family",
 }
 _FAMILIES: dict[str, "Family"] = {}
 

@@ -1,4 +1,5 @@
 from lmkzoo.models.layers.image_normalization import ImageNormalization
+from lmkzoo.models.layers.pixel_shuffle import PixelShuffle
 from lmkzoo.models.layers.soft_argmax import SoftArgmax2D
 
-__all__ = ["ImageNormalization", "SoftArgmax2D"]
+__all__ = ["ImageNormalization", "PixelShuffle", "SoftArgmax2D"]
