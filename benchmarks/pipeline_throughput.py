@@ -64,7 +64,8 @@ def main(argv=None) -> dict:
     source = builder.as_dataset(split="train", shuffle_files=True)
     ds = make_dataset(source, crop=spec.crop, input_size=size, scheme="ibug68", mean=spec.mean, std=spec.std,
                       codec=codec, training=True, batch_size=args.batch_size, augment=None if args.augment == "none"
-                      else args.augment, repeat=True, seed=0)
+                      else args.augment, seed=0,
+                      epochs=1 + (args.warmup + args.batches) * args.batch_size // builder.info.splits["train"].num_examples)
     it = iter(ds)
     for _ in range(args.warmup):
         next(it)

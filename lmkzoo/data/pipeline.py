@@ -192,7 +192,8 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
         crop, input_size, mean, std, scheme: the model's input contract (``ModelSpec.crop`` etc.).
         codec: the family codec; its ``encode`` makes the targets (required when training on labelled data).
         augment: preset name or dict (training only).
-        repeat: evaluation streams only: repeat the deterministic stream.
+        repeat: evaluation streams only: repeat the deterministic stream. Training streams hold exactly
+            ``epochs`` epochs (pass ``epochs``); ``repeat=True`` with ``training=True`` is an error.
         num_shards, shard_index: shard by worker (distributed input), applied before anything else;
             ``input_context`` (a ``tf.distribute.InputContext``) sets both, for
             ``strategy.distribute_datasets_from_function``.
@@ -204,6 +205,9 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
     labeled = "landmarks" in source.element_spec
     if training and labeled and codec is None:
         raise InvalidArgumentError("training datasets need the family codec (targets come from codec.encode)")
+    if training and repeat:
+        raise InvalidArgumentError("training streams hold exactly `epochs` epochs (deterministic and resumable); "
+                                   f"pass epochs=N instead of repeat=True (got epochs={epochs})")
     if input_context is not None:
         num_shards, shard_index = input_context.num_input_pipelines, input_context.input_pipeline_id
     if not 0 <= shard_index < max(num_shards, 1):

@@ -45,6 +45,22 @@ def _scale_for_replicas(value):
     return value
 
 
+def _logs_for_multi_worker(logs):
+    """Under ``MultiWorkerMirroredStrategy`` Keras (TF backend) reduces each step's logs across workers with
+    ``strategy.reduce(MEAN, v, axis=0)``, which fails on scalars (keras-team/keras#20585): give each scalar a
+    length-1 axis there, so the cross-worker mean is a scalar again. Elsewhere the logs are unchanged."""
+    if keras.backend.backend() != "tensorflow":
+        return logs
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and getattr(
+        strategy.extended, "_num_workers", 1) > 1
+    if not multi_worker:
+        return logs
+    return {k: keras.ops.reshape(v, (1,)) if len(keras.ops.shape(v)) == 0 else v for k, v in logs.items()}
+
+
 class LandmarkNetwork(keras.Model):
     """Base class of family networks. Subclasses build the graph and call :meth:`_finish`."""
 
@@ -76,8 +92,36 @@ class LandmarkNetwork(keras.Model):
             return total
         return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
+    def train_step(self, data):
+        return _logs_for_multi_worker(super().train_step(data))
+
+    def test_step(self, data):
+        return _logs_for_multi_worker(super().test_step(data))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras (TF backend) builds a distributed model from the first batch, which it first reduces with
+        ``strategy.reduce(MEAN)``; ``MultiWorkerMirroredStrategy`` cannot reduce a nested batch such as our
+        target dicts (keras-team/keras#20329, #20585). The build only needs shapes and dtypes, so take the
+        first local replica's batch instead of a cross-worker mean."""
+        strategy = getattr(self, "_distribute_strategy", None)
+        if strategy is None or iterator is None or keras.backend.backend() != "tensorflow":
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        import tensorflow as tf
+
+        for _, _, it in iterator:
+            batch = next(it)
+            break
+        batch = keras.tree.map_structure(
+            lambda v: strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v,
+            batch,
+        )
+        with strategy.scope():
+            self._symbolic_build(data_batch=batch)
+
     @classmethod
     def from_config(cls, config):
+        import lmkzoo.codecs  # noqa: F401  (registers every codec class a network config may name)
+
         config = dict(config)
         zoo_spec = config.pop("zoo_spec", None)
         for key in ("backbone", "codec"):

@@ -207,6 +207,9 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         epochs, batch_size (global), learning_rate, augment: override the zoo recipe.
         builder_overrides: override zoo ``builder`` arguments (``{"backbone_args": {"width_multiplier": 0.5}}``).
         strategy: ``one_device`` | ``mirrored`` | ``multi_worker`` | ``tpu``, or a ``tf.distribute.Strategy``.
+            TensorFlow configures a multi-worker cluster only before its first op: with ``data`` given as
+            datasets, create the strategy first (``make_strategy("multi_worker")`` at program start) and pass
+            it. Workers other than the chief keep their resume state and logs in ``out_dir/worker<i>/``.
         precision: ``None`` (float32) or a Keras dtype policy such as ``"mixed_bfloat16"``.
         seed: fixes initialisation, shuffling and augmentation.
         unlabeled: unlabeled faces for models whose recipe is adversarial (``laplacekl_rcn_d``): a TFDS name or a
@@ -262,7 +265,11 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     if spec.family == "pipnet" and "meanface" not in overrides:
         mf = compute_meanface(train_src, crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme)
         overrides["meanface"] = mf.round(6).tolist()
-    backup = out / "backup"
+    # workers other than the chief keep their resume state and logs apart (each restores its own backup);
+    # the chief writes the run's files and the final model
+    is_chief = _is_chief(strat)
+    work = out if is_chief else out / f"worker{strat.cluster_resolver.task_id}"
+    backup = work / "backup"
     start_epoch = _resume_epoch(backup)
     common = dict(crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme, mean=spec.mean, std=spec.std)
 
@@ -288,18 +295,18 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         workers = getattr(strat.extended, "_num_workers", 1) or 1
         steps_per_epoch = max(1, (n_train // workers) // (batch_size // workers))
 
+    (work / "ckpt").mkdir(parents=True, exist_ok=True)
     cbs = [
         keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
-        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
-        keras.callbacks.TensorBoard(str(out / "tb"), write_graph=False, profile_batch=0),
-        keras.callbacks.ModelCheckpoint(str(out / "ckpt" / "epoch{epoch:03d}.weights.h5"), save_weights_only=True),
+        keras.callbacks.CSVLogger(str(work / "log.csv"), append=True),
+        keras.callbacks.TensorBoard(str(work / "tb"), write_graph=False, profile_batch=0),
+        keras.callbacks.ModelCheckpoint(str(work / "ckpt" / "epoch{epoch:03d}.weights.h5"), save_weights_only=True),
     ]
-    (out / "ckpt").mkdir(exist_ok=True)
     if val_src is not None:
         val_ds = make_dataset(val_src, training=False, batch_size=batch_size, **common)
         cbs.insert(0, _evaluation_callback(val_ds, spec.scheme, norm=eval_norm, cutoff=eval_cutoff, every=eval_every))
     cbs += list(callbacks or [])
-    (out / "config.json").write_text(json.dumps({
+    (work / "config.json").write_text(json.dumps({
         "model": spec.name, "data": data if isinstance(data, str) else "<datasets>", "epochs": epochs,
         "batch_size": batch_size, "learning_rate": learning_rate, "augment": augment, "builder_overrides": overrides,
         "steps_per_epoch": steps_per_epoch, "seed": seed, "strategy": strategy if isinstance(strategy, str) else type(strategy).__name__,
@@ -312,7 +319,6 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         _sync_batchnorm(network, False)
     network.zoo_spec = spec.to_dict()
     network.zoo_spec["builder"] = {**network.zoo_spec["builder"], **overrides}
-    is_chief = _is_chief(strat)
     if is_chief:
         _atomic_save(network, out / "final.keras")
         _atomic_save(network, out / "final.weights.h5", weights_only=True)
