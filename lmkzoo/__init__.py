@@ -31,6 +31,7 @@ _LAZY = {
     "load": ("lmkzoo.tasks.loader", "load"),
     "Landmarker": ("lmkzoo.tasks.landmarker", "Landmarker"),
     "FaceLandmarks": ("lmkzoo.tasks.landmarker", "FaceLandmarks"),
+    "sample_image": ("lmkzoo.samples", "sample_image"),
 }
 
 __all__ = ["errors", "geometry", "schemes", "get_spec", "list_models", "__version__", *_LAZY]

@@ -14,12 +14,16 @@ import sys
 from lmkzoo.errors import LmkzooError
 
 EXAMPLES = {
+    "predict": "lmkzoo predict photo.jpg --out overlay.png --json     # or a folder: lmkzoo predict photos/ --out overlays/",
     "list": "lmkzoo list 'pipnet*' --pretrained",
     "info": "lmkzoo info heatmap_mnv2_025.sssd --flops",
     "convert": "lmkzoo convert pipnet-torch epoch59.pth --scheme wflw98 --meanface meanface.txt --out pipnet_r18_wflw",
     "download": "lmkzoo download --all --dest /media/usb/lmkzoo   # then LMKZOO_HOME=/media/usb/lmkzoo elsewhere",
     "publish": "lmkzoo publish runs/pipnet_r18 --license Apache-2.0 --data-license 'CC BY-NC 4.0'",
     "data": "lmkzoo data show ibug_300w/split1 --split train -n 16 --out grid.png --manual-dir ~/data/300w",
+    "train": "lmkzoo train pipnet_lite --data landmark_folder/lfw_teacher68 --manual-dir shared/data/lfw_faces --out runs/lite",
+    "evaluate": "lmkzoo evaluate runs/lite/final.keras --data wflw:test --out reports/wflw   # JSON + Markdown + CED PNG",
+    "export": "lmkzoo export pipnet_lite --format tflite --quantize int8 --representative photos/ --out lite_int8.tflite",
 }
 
 
@@ -27,6 +31,83 @@ def _fmt_table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _expand_images(paths) -> list:
+    from pathlib import Path
+
+    from lmkzoo.errors import InvalidImageError
+
+    out = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in _IMAGE_SUFFIXES)
+            if not found:
+                raise InvalidImageError(f"no images ({', '.join(_IMAGE_SUFFIXES)}) in folder {p}")
+            out += found
+        elif not p.exists():
+            raise InvalidImageError(f"image file not found: {p}")
+        else:
+            out.append(p)
+    return out
+
+
+def _cmd_predict(args) -> int:
+    from pathlib import Path
+
+    import lmkzoo
+    from lmkzoo.visualize import draw_faces
+
+    images = _expand_images(args.images)
+    if args.model and args.model.endswith((".keras", ".tflite", ".onnx")):
+        lm = lmkzoo.load(args.model, runtime=args.runtime) if not args.model.endswith(".keras") else lmkzoo.load(args.model)
+    else:
+        kw = {} if args.runtime == "keras" else {"runtime": args.runtime}
+        lm = lmkzoo.load(args.model, weights=args.weights, **kw) if args.model else lmkzoo.load(**kw)
+    detector = {"default": "default", "none": None}.get(args.detector)
+    if args.detector == "haar":
+        from lmkzoo.detection import HaarFaceDetector
+
+        detector = HaarFaceDetector()
+    out = Path(args.out) if args.out else None
+    many = len(images) > 1 or (len(args.images) == 1 and Path(args.images[0]).is_dir())
+    if out is not None and many:
+        out.mkdir(parents=True, exist_ok=True)
+    iterator = images
+    if many and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        iterator = tqdm(images, desc="images", unit="image")
+    results, no_face = [], 0
+    for path in iterator:
+        from lmkzoo.image_io import read_image
+
+        img = read_image(path)
+        faces = lm.predict(img, detector=detector, flip_test=args.flip)
+        no_face += not faces
+        results.append({"image": str(path), "size": [int(img.shape[1]), int(img.shape[0])],
+                        "faces": [f.to_dict() for f in faces]})
+        if out is not None:
+            import cv2
+
+            target = out / f"{Path(path).stem}_landmarks.png" if many else out
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(target), cv2.cvtColor(draw_faces(img, faces), cv2.COLOR_RGB2BGR)):
+                from lmkzoo.errors import InvalidArgumentError
+
+                raise InvalidArgumentError(f"cannot write {target} (unknown image extension?)")
+            results[-1]["overlay"] = str(target)
+        if not args.json:
+            print(f"{path}: {len(faces)} face(s)" + (f" -> {results[-1]['overlay']}" if out is not None else ""))
+    if args.json:
+        print(json.dumps(results if many else results[0], indent=1))
+    if no_face:
+        print(f"no face found in {no_face} of {len(images)} image(s)", file=sys.stderr)
+    return 1 if no_face == len(images) else 0
 
 
 def _cmd_list(args) -> int:
@@ -125,6 +206,70 @@ def _cmd_publish(args) -> int:
     )
     print(f"wrote {res.path} ({res.size} bytes, sha256 {res.sha256}); upload it to {res.url}", file=sys.stderr)
     print(res.to_yaml(), end="")
+    return 0
+
+
+def _weights_arg(text: str):
+    return None if text.lower() == "none" else text
+
+
+def _cmd_export(args) -> int:
+    import lmkzoo
+
+    lm = lmkzoo.load(args.name) if args.name.endswith(".keras") else lmkzoo.load(args.name, weights=args.weights)
+    ext = {"tflite": ".tflite", "onnx": ".onnx", "saved_model": ""}[args.format]
+    out = args.out or f"{lm.spec.name}{'' if not args.quantize else '_' + args.quantize}{ext}"
+    path = lm.export(out, format=args.format, quantize=args.quantize, representative_data=args.representative,
+                     batch_size=args.batch_size, with_affine=args.with_affine, data_dir=args.data_dir)
+    from pathlib import Path
+
+    size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if Path(path).is_dir() else Path(path).stat().st_size
+    print(f"{path}\t{size} bytes\t{lm.spec.name} {args.format} {args.quantize or 'float32'}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from lmkzoo.registry import get_spec
+    from lmkzoo.tasks.train import train
+
+    try:
+        overrides = json.loads(args.builder) if args.builder else None
+    except json.JSONDecodeError as e:
+        from lmkzoo.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"--builder must be a JSON object; got {args.builder!r} ({e})") from None
+    model = get_spec(args.name)
+    if args.input_size:
+        import dataclasses
+
+        model = dataclasses.replace(model, input={**model.input, "size": [args.input_size, args.input_size]})
+    strategy = args.strategy
+    if strategy == "multi_worker":
+        # TensorFlow configures the cluster only before its first op: make the strategy before any data is read
+        from lmkzoo.tasks.train import make_strategy
+
+        strategy = make_strategy("multi_worker")
+    _, hist = train(model, data=args.data, data_dir=args.data_dir, manual_dir=args.manual_dir,
+                    train_split=args.train_split, val_split=None if args.val_split == "none" else args.val_split,
+                    out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                    augment=args.augment, builder_overrides=overrides, steps_per_epoch=args.steps_per_epoch,
+                    strategy=strategy, precision=args.precision, seed=args.seed, unlabeled=args.unlabeled,
+                    verbose=1 if sys.stdout.isatty() else 2)
+    last = {k: v[-1] for k, v in hist.items() if isinstance(v, list) and v}
+    # one JSON line after Keras' epoch lines
+    print(json.dumps({"out": args.out, "train_seconds": round(hist["train_seconds"], 1), "last_epoch": last}))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from lmkzoo.tasks.evaluate import evaluate
+
+    report = evaluate(args.model, args.data, data_dir=args.data_dir, manual_dir=args.manual_dir, norm=args.norm,
+                      cutoff=args.cutoff, subsets=not args.no_subsets, flip_test=args.flip, batch_size=args.batch_size,
+                      out_dir=args.out, weights=args.weights, runtime=args.runtime, max_faces=args.max_faces)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.markdown())
+    if report.files:
+        print(f"wrote {', '.join(report.files.values())}", file=sys.stderr)
     return 0
 
 
@@ -236,6 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=func)
         return sp
 
+    sp = add("predict", "landmarks of every face in images (the embedded default model unless --model)", _cmd_predict)
+    sp.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    sp.add_argument("--model", help="zoo arch[.tag], or a .keras / .tflite / .onnx file (default: the embedded model)")
+    sp.add_argument("--weights", default="pretrained", type=_weights_arg, help="for zoo names: pretrained, none or a path")
+    sp.add_argument("--runtime", default="keras", choices=["keras", "tflite", "onnx"])
+    sp.add_argument("--detector", default="default", choices=["default", "haar", "none"],
+                    help="face detector: BlazeFace (default), OpenCV Haar, or none (the whole image is the face)")
+    sp.add_argument("--flip", action="store_true", help="flip test (average with the mirrored crop)")
+    sp.add_argument("--out", help="overlay image (one input) or folder (several inputs)")
+    sp.add_argument("--json", action="store_true", help="print the landmarks as JSON")
+
     sp = add("list", "list zoo models (fnmatch pattern over names and tags)", _cmd_list)
     sp.add_argument("pattern", nargs="?", default="*")
     sp.add_argument("--pretrained", action="store_true", help="only models with weights")
@@ -281,6 +437,60 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--made-by", help="how it was made (default: 'trained by lmkzoo ... with the NAME recipe ...')")
     sp.add_argument("--metric", action="append", type=_parse_metric, metavar="KEY=VALUE",
                     help="a measured metric (repeatable; default: the run's last validation metrics)")
+
+    sp = add("train", "train a zoo model with its recipe (tf.distribute, resumable checkpoints, validation NME)",
+             _cmd_train)
+    sp.add_argument("name", help="zoo arch[.tag]")
+    sp.add_argument("--data", required=True, help="TFDS name[/config], e.g. wflw or ibug_300w/split1")
+    sp.add_argument("--data-dir", help="TFDS data dir (default ~/tensorflow_datasets)")
+    sp.add_argument("--manual-dir", help="the dataset's original files, to build it first")
+    sp.add_argument("--train-split", default="train")
+    sp.add_argument("--val-split", default="validation", help="split for the per-epoch NME/FR/AUC, or 'none'")
+    sp.add_argument("--epochs", type=int, help="default: the recipe's")
+    sp.add_argument("--batch-size", type=int, help="global batch (default: the recipe's)")
+    sp.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    sp.add_argument("--augment", help="augmentation preset (default: the recipe's)")
+    sp.add_argument("--builder", metavar="JSON", help='builder overrides, e.g. \'{"backbone_args": {"width_multiplier": 0.5}}\'')
+    sp.add_argument("--input-size", type=int, help="square network input in pixels (default: the zoo's)")
+    sp.add_argument("--steps-per-epoch", type=int)
+    sp.add_argument("--strategy", default="one_device", choices=["one_device", "mirrored", "multi_worker", "tpu"])
+    sp.add_argument("--precision", help="Keras dtype policy, e.g. mixed_bfloat16")
+    sp.add_argument("--unlabeled", help="unlabeled faces (TFDS name) for adversarial recipes (laplacekl_rcn_d)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", default="runs/train", help="run folder; started again with the same folder, a run resumes")
+
+    sp = add("evaluate", "evaluate a model on a TFDS split: NME / FR / AUC per subset, JSON + Markdown report, CED plot",
+             _cmd_evaluate)
+    sp.add_argument("model", help="zoo arch[.tag], or a .keras / .tflite / .onnx file")
+    sp.add_argument("--data", required=True, help="TFDS_NAME[/CONFIG][:SPLIT] (default split: test)")
+    sp.add_argument("--data-dir")
+    sp.add_argument("--manual-dir", help="the dataset's original files, to build it first")
+    sp.add_argument("--weights", default="pretrained", type=_weights_arg, help="for zoo names: pretrained, none or a path")
+    sp.add_argument("--runtime", default="keras", choices=["keras", "tflite", "onnx"])
+    sp.add_argument("--norm", choices=["inter_ocular", "inter_pupil", "bbox", "diagonal", "image"],
+                    help="NME normalisation (default: the dataset's standard one)")
+    sp.add_argument("--cutoff", type=float, help="FR / AUC cutoff (default: the dataset's standard one)")
+    sp.add_argument("--no-subsets", action="store_true", help="skip the per-subset rows")
+    sp.add_argument("--flip", action="store_true", help="flip test (average with the mirrored crop)")
+    sp.add_argument("--batch-size", type=int, default=32)
+    sp.add_argument("--max-faces", type=int, help="only the first N faces")
+    sp.add_argument("--out", help="folder for report.json, report.md and ced.png")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("export", "export a model's serving graph (decoding included) to TFLite, ONNX or a SavedModel", _cmd_export)
+    sp.add_argument("name", help="zoo arch[.tag] or a .keras file written by lmkzoo")
+    sp.add_argument("--weights", default="pretrained", type=_weights_arg,
+                    help="'pretrained' (default), 'none' (random init) or a .weights.h5 / .keras path")
+    sp.add_argument("--format", default="tflite", choices=["tflite", "onnx", "saved_model"])
+    sp.add_argument("--quantize", choices=["float16", "dynamic", "int8"], help="TFLite quantization (default float32)")
+    sp.add_argument("--representative", metavar="DATA",
+                    help="int8 calibration: a folder of images or a TFDS split 'name[/config][:split]'")
+    sp.add_argument("--data-dir", help="TFDS data dir for --representative")
+    sp.add_argument("--batch-size", type=int, default=None,
+                    help="fixed batch (GPU delegates need one, e.g. 1); default dynamic")
+    sp.add_argument("--with-affine", action="store_true",
+                    help="the graph also takes the 2x3 crop-to-image affine and returns image pixels")
+    sp.add_argument("--out", help="output file or folder (default NAME[_QUANT].EXT here)")
 
     sp = add("data", "inspect datasets through the training pipeline", None)
     sp.set_defaults(func=lambda _args, _sp=sp: _sp.print_help() or 0)

@@ -57,6 +57,7 @@ __all__ = [
     "list_models",
     "get_spec",
     "default_model_name",
+    "family_default_models",
     "validate_zoo",
     "validate_weights_entry",
 ]
@@ -155,6 +156,18 @@ class ModelSpec:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "ModelSpec":
+        """The inverse of :meth:`to_dict` (a spec stored in a ``.keras`` file or an export's metadata)."""
+        d = dict(d)
+        w = d.pop("weights", None)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise InvalidArgumentError(f"a stored model spec has unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+        weights = WeightsSpec(**{**w, "mirrors": tuple(w.get("mirrors") or ())}) if w else None
+        return cls(**d, weights=weights)
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -335,6 +348,20 @@ def default_model_name(path=None) -> str | None:
     """Name of the embedded default model (``lmkzoo.load()`` with no name), or None."""
     d = _load(str(path or zoo_path()))[2]
     return _aliases(path).get(d, d) if d else None
+
+
+def family_default_models(path=None) -> dict[str, str]:
+    """``{family: model}``: one representative zoo model per family (the embedded default for its family, else
+    the default tag of the family's first arch in zoo.yaml). Export and runtime tests are parametrised over it,
+    so a family that joins the zoo is covered by them automatically."""
+    specs, aliases, default = _load(str(path or zoo_path()))
+    out: dict[str, str] = {}
+    if default:
+        d = aliases.get(default, default)
+        out[specs[d].family] = d
+    for arch, full in aliases.items():
+        out.setdefault(specs[full].family, full)
+    return dict(sorted(out.items()))
 
 
 def list_models(pattern: str = "*", pretrained: bool = False, *, family: str | None = None) -> list[str]:

@@ -1,4 +1,4 @@
-"""Drawing landmarks: points coloured by side, the scheme's skeleton, grids of examples.
+"""Drawing landmarks: points coloured by side, the scheme's skeleton, uncertainty ellipses, heatmaps, CED curves.
 
 Colours follow the scheme's point names (``Scheme.sides``), so a person can check flips by eye: image-left points (``left_*``)
 are red, image-right points (``right_*``) blue, midline points green; the skeleton (``Scheme.skeleton``) is
@@ -17,7 +17,8 @@ from lmkzoo import schemes
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
 from lmkzoo.image_io import as_rgb_uint8
 
-__all__ = ["draw_landmarks", "make_grid", "SIDE_COLORS", "SKELETON_COLOR"]
+__all__ = ["draw_landmarks", "draw_faces", "draw_uncertainty", "heatmap_overlay", "plot_ced", "make_grid", "SIDE_COLORS",
+           "SKELETON_COLOR"]
 
 SIDE_COLORS = {-1: (255, 48, 48), 0: (48, 220, 48), 1: (64, 96, 255)}  # image-left red, midline green, right blue
 SKELETON_COLOR = (235, 235, 200)
@@ -95,3 +96,69 @@ def make_grid(images, cols: int | None = None, *, pad: int = 2, pad_value: int =
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         grid[y: y + h, x: x + w] = im
     return grid
+
+
+def draw_uncertainty(image, points, covariance, *, k: float = 2.0, color=(255, 200, 0), thickness: int = 1) -> np.ndarray:
+    """A copy of ``image`` with the ``k``-sigma ellipse of each point's ``(2, 2)`` covariance (image pixels)."""
+    import cv2
+
+    img = np.ascontiguousarray(as_rgb_uint8(np.asarray(image)).copy())
+    p = np.asarray(points, np.float64)
+    cov = np.asarray(covariance, np.float64)
+    if p.ndim != 2 or cov.shape != (len(p), 2, 2):
+        raise ShapeMismatchError(f"covariance must be (K, 2, 2) for points (K, 2); got {cov.shape} for {p.shape}")
+    for pt, c in zip(p, cov):
+        if not (np.all(np.isfinite(pt)) and np.all(np.isfinite(c))):
+            continue
+        vals, vecs = np.linalg.eigh((c + c.T) / 2)
+        axes = k * np.sqrt(np.clip(vals, 0, None))
+        angle = math.degrees(math.atan2(vecs[1, 1], vecs[0, 1]))
+        centre = _fixed(pt)
+        size = (int(round(axes[1] * (1 << _SHIFT))), int(round(axes[0] * (1 << _SHIFT))))
+        cv2.ellipse(img, centre, size, angle, 0, 360, color, max(1, thickness), cv2.LINE_AA, _SHIFT)
+    return img
+
+
+def draw_faces(image, faces, *, boxes: bool = True, uncertainty: bool = True, radius: float | None = None,
+               box_color=(255, 255, 255)) -> np.ndarray:
+    """A copy of ``image`` with every :class:`~lmkzoo.tasks.landmarker.FaceLandmarks` drawn: its face box, its
+    points over the scheme's skeleton and, where the family predicts one, each point's 2-sigma ellipse."""
+    import cv2
+
+    img = as_rgb_uint8(np.asarray(image)).copy()
+    if radius is None:
+        sizes = [max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces]
+        radius = max(1.0, 0.008 * max(sizes)) if sizes else None
+    for f in faces:
+        if boxes:
+            b = np.asarray(f.box, np.float64)
+            cv2.rectangle(img, _fixed(b[:2]), _fixed(b[2:]), box_color, 1, cv2.LINE_AA, _SHIFT)
+        if uncertainty and f.covariance is not None:
+            img = draw_uncertainty(img, f.points, f.covariance)
+        img = draw_landmarks(img, f.points, f.scheme, radius=radius)
+    return img
+
+
+def heatmap_overlay(crop, heatmaps, *, alpha: float = 0.5) -> np.ndarray:
+    """The crop (uint8 RGB) blended with the per-pixel maximum over the ``(h, w, K)`` heatmaps (any resolution,
+    resized to the crop), coloured with a perceptual colour map: where a heatmap model looks."""
+    import cv2
+
+    img = as_rgb_uint8(np.asarray(crop))
+    hm = np.asarray(heatmaps, np.float64)
+    if hm.ndim != 3:
+        raise ShapeMismatchError(f"heatmaps must be (h, w, K); got shape {hm.shape}")
+    m = hm.max(axis=-1)
+    m = (m - m.min()) / max(float(m.max() - m.min()), 1e-12)
+    m = cv2.resize(m.astype(np.float32), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colored = cv2.cvtColor(cv2.applyColorMap(np.uint8(np.round(255 * m)), cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
+    if not 0.0 <= alpha <= 1.0:
+        raise InvalidArgumentError(f"alpha must be in [0, 1]; got {alpha}")
+    return np.uint8(np.round((1 - alpha) * img + alpha * colored))
+
+
+def plot_ced(curves, cutoff: float = 0.08, **kwargs):
+    """CED curves as a matplotlib Figure (:func:`lmkzoo.metrics.plot_ced`)."""
+    from lmkzoo.metrics import plot_ced as _plot
+
+    return _plot(curves, cutoff, **kwargs)

@@ -1,20 +1,22 @@
-"""Fit the Haar-box → tight-landmark-box calibration of lmkzoo.detection on the LFW teacher labels.
+"""Fit the detector-box → tight-landmark-box calibrations of lmkzoo.detection on the LFW teacher labels.
 
-For every LFW image with teacher points, the raw cascade box nearest to the points' centroid (and containing
+For every LFW image with teacher points, the raw detector box nearest to the points' centroid (and containing
 it) is paired with the tight box of the 68 points; the medians of the centre offset and size ratios (in units of
-the Haar box side) are the calibration. Also reports the detection recall on LFW and on faces68_dlib (a face
-counts as found when a detection's centre lies inside its tight landmark box and the box sizes agree within 2x).
+the detector box side) are the calibration. Also reports each detector's recall and time on LFW and on
+faces68_dlib (a face counts as found when a detection's centre lies inside its tight landmark box and the box
+sizes agree within 2x), and its false detections on faces68_dlib (every face there is annotated).
 
-    python tools/calibrate_detector.py /work/shared/data
+    python tools/calibrate_detector.py /work/shared/data [haar blazeface_full blazeface_short]
 """
 
 import csv
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from lmkzoo.detection import HaarFaceDetector
+from lmkzoo.detection import BlazeFaceDetector, HaarFaceDetector
 from lmkzoo.geometry import from_pts_convention
 from lmkzoo.image_io import read_image
 
@@ -33,45 +35,60 @@ def match(raw, tight):
     return None if best is None else best[1]
 
 
-def main(shared):
+def raw_boxes(name):
+    if name == "haar":
+        det = HaarFaceDetector()
+        return lambda img: det.raw(img)[0]
+    blaze = BlazeFaceDetector(models=(name.split("_")[1],))
+    return lambda img: blaze.raw(img, name.split("_")[1])[0]
+
+
+def main(shared, names=("haar", "blazeface_full", "blazeface_short")):
     shared = Path(shared)
-    det = HaarFaceDetector()
-    ratios, found, total = [], 0, 0
-    with open(shared / "lfw_faces" / "teacher68.csv") as f:
-        for r in csv.DictReader(f):
-            if r["face_found"] != "1":
-                continue
-            pts = np.array([float(r[f"{a}{i}"]) for i in range(68) for a in "xy"]).reshape(68, 2)
+    for name in names:
+        raw_fn = raw_boxes(name)
+        ratios, found, total, seconds = [], 0, 0, 0.0
+        with open(shared / "lfw_faces" / "teacher68.csv") as f:
+            for r in csv.DictReader(f):
+                if r["face_found"] != "1":
+                    continue
+                pts = np.array([float(r[f"{a}{i}"]) for i in range(68) for a in "xy"]).reshape(68, 2)
+                tight = np.concatenate([pts.min(0), pts.max(0)])
+                img = read_image(shared / "lfw_faces" / r["image"])
+                t = time.perf_counter()
+                raw = raw_fn(img)
+                seconds += time.perf_counter() - t
+                total += 1
+                b = match(raw, tight)
+                if b is None:
+                    continue
+                found += 1
+                s = np.sqrt((b[2] - b[0]) * (b[3] - b[1]))
+                ratios.append([((tight[0] + tight[2]) - (b[0] + b[2])) / 2 / s, ((tight[1] + tight[3]) - (b[1] + b[3])) / 2 / s,
+                               (tight[2] - tight[0]) / s, (tight[3] - tight[1]) / s])
+        r = np.median(np.asarray(ratios), axis=0)
+        print(f"{name}: LFW recall {found}/{total} = {found / total:.3f}, {1000 * seconds / total:.2f} ms per 250x250 image")
+        print("  calibration = {'dx': %.4f, 'dy': %.4f, 'sw': %.4f, 'sh': %.4f}" % tuple(r))
+        print("  spread (IQR):", np.round(np.percentile(ratios, 75, axis=0) - np.percentile(ratios, 25, axis=0), 4))
+        # recall on the in-the-wild dlib faces
+        dl = shared / "faces68_dlib"
+        found = total = false = 0
+        with open(dl / "faces.csv") as f:
+            rows = list(csv.DictReader(f))
+        cache, tights = {}, {}
+        for row in rows:
+            if row["image"] not in cache:
+                cache[row["image"]] = raw_fn(read_image(dl / row["image"]))
+            lines = (dl / row["pts_file"]).read_text().split("{")[1].split("}")[0].split()
+            pts = from_pts_convention(np.array(lines, float).reshape(-1, 2))
             tight = np.concatenate([pts.min(0), pts.max(0)])
-            raw, _ = det.raw(read_image(shared / "lfw_faces" / r["image"]))
+            tights.setdefault(row["image"], []).append(tight)
             total += 1
-            b = match(raw, tight)
-            if b is None:
-                continue
-            found += 1
-            s = np.sqrt((b[2] - b[0]) * (b[3] - b[1]))
-            ratios.append([((tight[0] + tight[2]) - (b[0] + b[2])) / 2 / s, ((tight[1] + tight[3]) - (b[1] + b[3])) / 2 / s,
-                           (tight[2] - tight[0]) / s, (tight[3] - tight[1]) / s])
-    r = np.median(np.asarray(ratios), axis=0)
-    print(f"LFW recall {found}/{total} = {found / total:.3f}")
-    print("calibration = {'dx': %.4f, 'dy': %.4f, 'sw': %.4f, 'sh': %.4f}" % tuple(r))
-    print("spread (IQR):", np.percentile(ratios, 75, axis=0) - np.percentile(ratios, 25, axis=0))
-    # recall on the in-the-wild dlib faces
-    dl = shared / "faces68_dlib"
-    found = total = 0
-    with open(dl / "faces.csv") as f:
-        rows = list(csv.DictReader(f))
-    cache = {}
-    for row in rows:
-        if row["image"] not in cache:
-            cache[row["image"]] = det.raw(read_image(dl / row["image"]))[0]
-        lines = (dl / row["pts_file"]).read_text().split("{")[1].split("}")[0].split()
-        pts = from_pts_convention(np.array(lines, float).reshape(-1, 2))
-        tight = np.concatenate([pts.min(0), pts.max(0)])
-        total += 1
-        found += match(cache[row["image"]], tight) is not None
-    print(f"faces68_dlib recall {found}/{total} = {found / total:.3f}")
+            found += match(cache[row["image"]], tight) is not None
+        for image, raw in cache.items():
+            false += sum(1 for b in raw if not any(match(b[None], t) is not None for t in tights[image]))
+        print(f"  faces68_dlib recall {found}/{total} = {found / total:.3f}, {false} false detections")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data")
+    main(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data", tuple(sys.argv[2:]) or ("haar", "blazeface_full", "blazeface_short"))

@@ -238,7 +238,8 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
         for e in range(start_epoch + 1, start_epoch + int(epochs)):
             ds = ds.concatenate(one_epoch(e))
     else:
-        ds = ds.map(lambda ex: fn(ex), num_parallel_calls=AUTOTUNE)
+        # the face box travels beside the crop (bbox-normalised NME)
+        ds = ds.map(lambda ex: {**fn(ex), "bbox": ex["bbox"]}, num_parallel_calls=AUTOTUNE)
         if repeat:
             ds = ds.repeat()
         ds = ds.batch(batch_size, drop_remainder=bool(drop_remainder))
@@ -248,6 +249,7 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
         if training and labeled:
             return images, codec.encode(b["landmarks"], b["visible"])
         keys = ("landmarks", "visible", "affine", "inverse_affine", "image_landmarks") if labeled else ("affine", "inverse_affine")
+        keys += ("bbox",)
         return images, {k: b[k] for k in keys}
 
     ds = ds.map(finish, num_parallel_calls=AUTOTUNE)

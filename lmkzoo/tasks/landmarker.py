@@ -191,7 +191,9 @@ class Landmarker:
             out["covariance"] = (both["covariance"][:n] + cov_f) / 2
         return out
 
-    def _predict_faces(self, images, faces_per_image, flip_test=False):
+    def _cut(self, images, faces_per_image):
+        """Crops of every face under the model's crop policy: ``(crops (N, H, W, 3) uint8, affines (N, 2, 3)
+        image → crop, owners (image index per crop), boxes)``."""
         crops, affines, owners, boxes = [], [], [], []
         w, h = self.input_size
         for idx, (img, faces) in enumerate(zip(images, faces_per_image)):
@@ -202,10 +204,21 @@ class Landmarker:
                 affines.append(m)
                 owners.append(idx)
                 boxes.append(np.asarray(box, dtype=np.float64))
+        stacked = np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)
+        return stacked, affines, owners, boxes
+
+    def crops(self, images, *, boxes=None, five_points=None, detector="default"):
+        """The network inputs ``predict`` would cut: uint8 ``(N, H, W, 3)`` crops of every face found, and their
+        ``(N, 2, 3)`` image → crop affines (e.g. calibration data for an int8 export)."""
+        imgs, faces = self._faces(images, boxes, five_points, detector, require_face=False)[:2]
+        crops, affines = self._cut(imgs, faces)[:2]
+        return crops, (np.stack(affines) if affines else np.zeros((0, 2, 3)))
+
+    def _predict_faces(self, images, faces_per_image, flip_test=False):
+        batch, affines, owners, boxes = self._cut(images, faces_per_image)
         results: list[list[FaceLandmarks]] = [[] for _ in images]
-        if not crops:
+        if not len(batch):
             return results
-        batch = np.stack(crops)
         out = self._run_flip(batch) if flip_test else self._run(batch)
         inv = geometry.invert_affine(np.stack(affines))
         pts = geometry.apply_affine(out["landmarks"].astype(np.float64), inv)
@@ -242,6 +255,69 @@ class Landmarker:
         Returns:
             one image: ``list[FaceLandmarks]``; a list of images: a list of such lists.
         """
+        imgs, faces, single = self._faces(images, boxes, five_points, detector, require_face=require_face)
+        results = self._predict_faces(imgs, faces, flip_test)
+        return results[0] if single else results
+
+    def predict_video(self, video, *, smoothing: str | None = "one_euro", fps: float | None = None, detector="default",
+                      min_cutoff: float = 1.0, beta: float = 20.0, d_cutoff: float = 1.0, max_frames: int | None = None,
+                      progress: bool = False) -> list:
+        """Landmarks of one tracked face (the largest at the start) in every frame.
+
+        Each frame runs the detector; the face kept is the one overlapping the previous frame's face most (IoU
+        > 0.3), else the largest. ``smoothing="one_euro"`` filters the points (:class:`~lmkzoo.tracking.OneEuroFilter`,
+        speeds in face-box diagonals per second, so ``beta`` does not depend on resolution); the filter restarts
+        after a frame without a face.
+
+        Args:
+            video: a video file path (OpenCV decodes it) or an iterable of RGB uint8 frames.
+            smoothing: ``"one_euro"`` or ``None``.
+            fps: frame rate (default: the file's, else 30).
+            min_cutoff, beta, d_cutoff: One Euro parameters (Hz, 1/face size, Hz).
+        Returns:
+            one :class:`FaceLandmarks` (or ``None`` where no face was found) per frame.
+        """
+        from lmkzoo.image_io import as_rgb_uint8
+        from lmkzoo.tracking import OneEuroFilter, box_iou, iter_frames
+
+        if smoothing not in ("one_euro", None):
+            raise InvalidArgumentError(f"smoothing must be 'one_euro' or None; got {smoothing!r}")
+        frames, file_fps = iter_frames(video, max_frames=max_frames)
+        fps = float(fps or file_fps or 30.0)
+        filt = OneEuroFilter(min_cutoff, beta, d_cutoff) if smoothing else None
+        if progress:
+            from tqdm import tqdm
+
+            frames = tqdm(frames, desc="frames", unit="frame")
+        out, prev = [], None
+        for i, frame in enumerate(frames):
+            img = as_rgb_uint8(np.asarray(frame), what=f"frame {i}")
+            faces = self._faces_for_image(img, None, None, detector)
+            if not faces:
+                out.append(None)
+                prev = None
+                if filt is not None:
+                    filt.reset()
+                continue
+            areas = [float(np.prod(np.asarray(b[2:]) - np.asarray(b[:2]))) for b, _ in faces]
+            pick = int(np.argmax(areas))
+            if prev is not None:
+                ious = [box_iou(b, prev) for b, _ in faces]
+                if max(ious) > 0.3:
+                    pick = int(np.argmax(ious))
+            chosen = [[faces[pick]]]
+            if self.spec.crop.get("policy", "box") in ("five_point", "five_point_hull"):
+                chosen = self._fill_five_points([img], chosen)
+            face = self._predict_faces([img], chosen)[0][0]
+            prev = face.box
+            if filt is not None:
+                diag = float(np.hypot(face.box[2] - face.box[0], face.box[3] - face.box[1]))
+                face.points = filt(face.points, 1.0 / fps, scale=max(diag, 1.0)).astype(np.float32)
+            out.append(face)
+        return out
+
+    def _faces(self, images, boxes, five_points, detector, *, require_face):
+        """``(images, [(box, five_points_or_None), ...] per image, single)`` for the inputs of ``predict``."""
         imgs, single = load_images(images)
         n = len(imgs)
 
@@ -262,8 +338,54 @@ class Landmarker:
                 raise NoFaceFoundError(f"no face found in image(s) {empty}")
         if self.spec.crop.get("policy", "box") in ("five_point", "five_point_hull"):
             faces = self._fill_five_points(imgs, faces)
-        results = self._predict_faces(imgs, faces, flip_test)
-        return results[0] if single else results
+        return imgs, faces, single
+
+    # ------------------------------------------------------------------------------------------ export
+    def export(self, path, format: str = "tflite", *, quantize: str | None = None, representative_data=None,
+               with_affine: bool = False, batch_size: int | None = None, data_dir=None, num_calibration: int = 128):
+        """Export the serving graph (uint8 crop → landmarks, scores[, covariance], decoding included).
+
+        Args:
+            path: output file (``.tflite`` / ``.onnx``) or folder (``saved_model``).
+            format: ``"tflite"``, ``"onnx"`` or ``"saved_model"``.
+            quantize: TFLite only: ``None``, ``"float16"``, ``"dynamic"`` or ``"int8"``.
+            representative_data: int8 calibration data: uint8 crops ``(N, H, W, 3)``, a folder of images (faces
+                found by the detector), a list of images, or a TFDS split ``"name[/config][:split]"``.
+            with_affine: the graph also takes ``crop_to_image`` ``(B, 2, 3)`` and returns image pixels.
+            batch_size: ``None`` (dynamic batch, for CPU runtimes) or a fixed batch; GPU delegates need a fixed
+                one (``batch_size=1`` for a phone).
+            num_calibration: at most this many calibration crops.
+        Returns:
+            the written path. The file carries its metadata (scheme, landmark names, input contract, outputs).
+        """
+        from pathlib import Path
+
+        from lmkzoo.export import convert
+        from lmkzoo.export.calibration import representative_crops
+        from lmkzoo.export.metadata import make_metadata
+
+        if format not in convert.FORMATS:
+            raise InvalidArgumentError(f"format must be one of {list(convert.FORMATS)}; got {format!r}")
+        if quantize is not None and format != "tflite":
+            raise InvalidArgumentError(f"quantize applies to TFLite exports only; got quantize={quantize!r} with format={format!r}")
+        if self.network is None:
+            raise InvalidArgumentError(f"a {self.runtime} Landmarker cannot be exported again; export from the Keras model "
+                                       f"(lmkzoo.load({self.spec.name!r}))")
+        serving = self.serving_model(with_affine=with_affine)
+        meta = make_metadata(self.spec, outputs=list(serving.output), with_affine=with_affine, fmt=format,
+                             quantize=quantize, batch_size=batch_size)
+        path = Path(path)
+        if format == "onnx":
+            return convert.export_onnx(serving, path, metadata=meta, batch_size=batch_size)
+        if format == "saved_model":
+            return convert.export_saved_model(serving, path, metadata=meta, batch_size=batch_size)
+        rep = None
+        if quantize == "int8":
+            if representative_data is None:
+                convert._check_quantize(quantize, None)
+            rep = representative_crops(self, representative_data, num=num_calibration, data_dir=data_dir)
+        return convert.export_tflite(serving, path, metadata=meta, quantize=quantize, representative=rep,
+                                     batch_size=batch_size, float_scopes=(self.network.codec.name,))
 
     def __repr__(self) -> str:
         return f"Landmarker({self.spec.name!r}, family={self.spec.family!r}, scheme={self.scheme.name!r}, runtime={self.runtime!r})"

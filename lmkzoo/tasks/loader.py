@@ -54,16 +54,12 @@ def _pretrained_file(spec: ModelSpec) -> Path:
 
 def spec_from_network(network, fallback: ModelSpec | None = None) -> ModelSpec:
     """The ModelSpec stored inside a network saved by lmkzoo (``.keras`` files carry it)."""
-    from lmkzoo.registry import WeightsSpec
-
     d = getattr(network, "zoo_spec", None)
     if not d:
         if fallback is None:
             raise InvalidArgumentError("this .keras file was not written by lmkzoo (it carries no zoo spec); load it by zoo name")
         return fallback
-    d = dict(d)
-    w = d.pop("weights", None)
-    return ModelSpec(**d, weights=WeightsSpec(**{**w, "mirrors": tuple(w.get("mirrors") or ())}) if w else None)
+    return ModelSpec.from_dict(d)
 
 
 def _load_keras_file(path: Path):
@@ -92,15 +88,33 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
             (a ``.keras`` file loads in Keras safe mode), or an ``http(s)://`` / ``file://`` URL. A URL needs a
             SHA-256, as ``sha256=`` or a ``#sha256=<hex>`` URL fragment: lmkzoo never loads a download it
             cannot verify (download it yourself and pass the path to skip verification).
-        runtime: ``"keras"`` (other runtimes load exported files).
+        runtime: ``"keras"``, ``"tflite"`` (LiteRT, XNNPACK) or ``"onnx"`` (ONNX Runtime): the same Landmarker API
+            on each. A zoo name on another runtime is exported once and cached (``$LMKZOO_HOME/exports``); a
+            ``.tflite`` / ``.onnx`` path loads that file (its metadata carries the model's spec). ``num_threads=``
+            sets the CPU threads of those runtimes.
         sha256: the expected SHA-256 of a ``weights`` URL or local path (a local file is checked when given).
     Returns:
         a :class:`~lmkzoo.tasks.landmarker.Landmarker`.
     """
     from lmkzoo.tasks.landmarker import Landmarker
 
+    from lmkzoo.export.runtimes import RUNTIMES
+
+    if runtime not in RUNTIMES:
+        raise InvalidArgumentError(f"runtime must be one of {list(RUNTIMES)}; got {runtime!r}")
+    if isinstance(name, (str, os.PathLike)) and Path(os.fspath(name)).suffix in (".tflite", ".onnx"):
+        from lmkzoo.export.runtimes import load_exported
+
+        suffix = Path(os.fspath(name)).suffix
+        if runtime not in ("keras", suffix[1:]):
+            raise InvalidArgumentError(f"{name} is a {suffix} file; it runs on runtime={suffix[1:]!r}, not {runtime!r}")
+        if weights != "pretrained" or sha256 is not None:
+            raise InvalidArgumentError(f"{name} is an exported model with its weights inside; do not pass weights= or sha256=")
+        return load_exported(name, **kwargs)
     if runtime != "keras":
-        raise InvalidArgumentError(f"runtime must be 'keras' for zoo names; got {runtime!r}")
+        num_threads = kwargs.pop("num_threads", None)
+        keras_lm = load(name, weights=weights, sha256=sha256)
+        return _exported_landmarker(keras_lm, runtime, weights, num_threads=num_threads, **kwargs)
     if name is None:
         name = default_model_name()
         if name is None:
@@ -158,6 +172,27 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
     except (ValueError, KeyError) as e:
         raise InvalidArgumentError(f"{file} does not fit {spec.name}: {e}") from None
     return Landmarker(spec, network, **kwargs)
+
+
+def _exported_landmarker(keras_lm, runtime: str, weights, *, num_threads=None, **kwargs):
+    """``keras_lm`` exported to ``runtime`` (``tflite`` / ``onnx``) and loaded on it. Exports of published or
+    packaged weights are cached under ``$LMKZOO_HOME/exports`` (keyed by the weights' SHA-256 and the lmkzoo
+    version); exports of random or local weights go to a temporary folder."""
+    import tempfile
+
+    from lmkzoo import __version__, hub
+    from lmkzoo.export.runtimes import load_exported
+
+    suffix = "." + runtime
+    w = keras_lm.spec.weights
+    if weights == "pretrained" and w is not None:
+        path = hub.home() / "exports" / f"{keras_lm.spec.name}-{w.sha256[:12]}-{__version__}{suffix}"
+        if not path.is_file():
+            keras_lm.export(path, format=runtime)
+    else:
+        path = Path(tempfile.mkdtemp(prefix="lmkzoo-export-")) / f"{keras_lm.spec.name}{suffix}"
+        keras_lm.export(path, format=runtime)
+    return load_exported(path, num_threads=num_threads, **kwargs)
 
 
 def _num_points(spec: ModelSpec) -> int:

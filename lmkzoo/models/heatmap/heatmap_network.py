@@ -46,7 +46,7 @@ from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.errors import InvalidArgumentError
 from lmkzoo.models.backbones import get_backbone
 from lmkzoo.models.backbones.backbone import BN_EPSILON, BN_MOMENTUM, make_divisible
-from lmkzoo.models.layers import PixelShuffle
+from lmkzoo.models.layers import PixelShuffle, SubPixelConv2DTranspose
 from lmkzoo.models.network import LandmarkNetwork
 
 __all__ = ["HeatmapNetwork", "parse_strategy", "paper_backbone_args", "BACKBONE_STRIDE"]
@@ -132,8 +132,7 @@ class HeatmapNetwork(LandmarkNetwork):
         bn = dict(epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
         for i, block in enumerate(strategy):
             if block == "D":
-                x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
-                                                 kernel_initializer=_head_init(), name=f"up{i}_deconv")(x)
+                x = SubPixelConv2DTranspose(filters, use_bias=False, kernel_initializer=_head_init(), name=f"up{i}_deconv")(x)
             else:
                 x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=_head_init(),
                                         name=f"up{i}_conv")(x)

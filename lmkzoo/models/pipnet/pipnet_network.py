@@ -8,6 +8,7 @@ from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.errors import InvalidArgumentError
 from lmkzoo.models.backbones import get_backbone
 from lmkzoo.models.backbones.backbone import BN_EPSILON, BN_MOMENTUM
+from lmkzoo.models.layers import SubPixelConv2DTranspose
 from lmkzoo.models.network import LandmarkNetwork
 
 __all__ = ["PIPNet"]
@@ -23,7 +24,8 @@ class PIPNet(LandmarkNetwork):
 
     Network strides (paper §4.2.1): 32 is the backbone's own; 64 and 128 add ``layer5`` (and ``layer6``):
     3x3 stride-2 conv with bias (512 channels) + BN + ReLU; 16 adds ``deconv1``: 4x4 stride-2 transposed
-    conv without bias (512 channels) + BN + ReLU. Heads are five parallel 1x1 convs with bias, initialised
+    conv without bias (512 channels) + BN + ReLU (computed as :class:`SubPixelConv2DTranspose`, same weights,
+    so that its TFLite export runs on GPU delegates). Heads are five parallel 1x1 convs with bias, initialised
     N(0, 0.001) / 0: ``cls_layer`` (K), ``x_layer``, ``y_layer`` (K), ``nb_x_layer``, ``nb_y_layer`` (K·C),
     named as in PIPNet's state_dict. Outputs (NHWC): ``scores``, ``offset_x``, ``offset_y``,
     ``neighbor_x``, ``neighbor_y`` (channel ``i·C + j``: landmark i's j-th neighbour).
@@ -43,8 +45,7 @@ class PIPNet(LandmarkNetwork):
         x = backbone(inputs)
         bn = dict(epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
         if stride == 16:
-            x = keras.layers.Conv2DTranspose(extra_channels, 4, strides=2, padding="same", use_bias=False,
-                                             kernel_initializer=_head_init(), name="deconv1")(x)
+            x = SubPixelConv2DTranspose(extra_channels, use_bias=False, kernel_initializer=_head_init(), name="deconv1")(x)
             x = keras.layers.BatchNormalization(**bn, name="bn_deconv1")(x)
             x = keras.layers.ReLU(name="relu_deconv1")(x)
         for i in range({32: 0, 16: 0, 64: 1, 128: 2}[stride]):
