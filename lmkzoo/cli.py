@@ -23,6 +23,7 @@ EXAMPLES = {
     "data": "lmkzoo data show ibug_300w/split1 --split train -n 16 --out grid.png --manual-dir ~/data/300w",
     "train": "lmkzoo train pipnet_lite --data landmark_folder/lfw_teacher68 --manual-dir shared/data/lfw_faces --out runs/lite",
     "evaluate": "lmkzoo evaluate runs/lite/final.keras --data wflw:test --out reports/wflw   # JSON + Markdown + CED PNG",
+    "bench": "lmkzoo bench pipnet_lite pipnet_r18 --runtime keras,tflite,onnx --quantize float16,int8 --batch 1,16 --threads 1,2",
     "export": "lmkzoo export pipnet_lite --format tflite --quantize int8 --representative photos/ --out lite_int8.tflite",
 }
 
@@ -273,6 +274,32 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _csv(kind):
+    def parse(text: str):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        try:
+            return [kind(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}; got {text!r}") from None
+
+    return parse
+
+
+def _cmd_bench(args) -> int:
+    from lmkzoo.bench import format_markdown, run_bench
+
+    res = run_bench(args.names, threads=args.threads, runtimes=args.runtime, quantize=args.quantize or (),
+                    batches=args.batch, warmup=args.warmup, iters=args.iters, size=args.size,
+                    pipeline=not args.no_pipeline, train_step=not args.no_train_step, torch_ref=not args.no_torch,
+                    detector=not args.no_detector)
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1) if args.json else format_markdown(res))
+    return 0
+
+
 def _cmd_data_show(args) -> int:
     from lmkzoo.data.show import parse_augment, show_examples, write_png
 
@@ -455,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps-per-epoch", type=int)
     sp.add_argument("--strategy", default="one_device", choices=["one_device", "mirrored", "multi_worker", "tpu"])
     sp.add_argument("--precision", help="Keras dtype policy, e.g. mixed_bfloat16")
-    sp.add_argument("--unlabeled", help="unlabeled faces (TFDS name) for adversarial recipes (laplacekl_rcn_d)")
+    sp.add_argument("--unlabeled", help="unlabeled faces (TFDS name) for adversarial recipes (laplacekl_rcn_d) and self-training "
+                    "ones (pipnet_r18_stc: STC rounds, NAME[:SPLIT]; without --unlabeled it trains supervised)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", default="runs/train", help="run folder; started again with the same folder, a run resumes")
 
@@ -476,6 +504,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-faces", type=int, help="only the first N faces")
     sp.add_argument("--out", help="folder for report.json, report.md and ced.png")
     sp.add_argument("--json", action="store_true")
+
+    sp = add("bench", "latency, throughput, size and FLOPs of zoo models per runtime, against the machine's roofline",
+             _cmd_bench)
+    sp.add_argument("names", nargs="+", metavar="NAME", help="zoo arch[.tag] names")
+    sp.add_argument("--runtime", type=_csv(str), default=["keras", "tflite"], help="comma list of keras,tflite,onnx")
+    sp.add_argument("--quantize", type=_csv(str), help="TFLite variants too: comma list of float16,dynamic,int8")
+    sp.add_argument("--batch", type=_csv(int), default=[1], help="comma list of batch sizes (default 1)")
+    sp.add_argument("--threads", type=_csv(int), default=[1, 2], help="comma list of thread counts (default 1,2)")
+    sp.add_argument("--size", type=int, help="square input size instead of the zoo's")
+    sp.add_argument("--warmup", type=int, default=10)
+    sp.add_argument("--iters", type=int, default=50, help="timed runs per measurement (median and IQR)")
+    sp.add_argument("--no-pipeline", action="store_true", help="skip the tf.data pipeline rate")
+    sp.add_argument("--no-train-step", action="store_true", help="skip the training-step rate")
+    sp.add_argument("--no-torch", action="store_true", help="skip the PyTorch eager reference")
+    sp.add_argument("--no-detector", action="store_true", help="skip the detector and end-to-end timings")
+    sp.add_argument("--out", help="also write the JSON results to this file")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of Markdown tables")
 
     sp = add("export", "export a model's serving graph (decoding included) to TFLite, ONNX or a SavedModel", _cmd_export)
     sp.add_argument("name", help="zoo arch[.tag] or a .keras file written by lmkzoo")

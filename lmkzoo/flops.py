@@ -12,7 +12,8 @@ Counting convention (state it wherever a number from here is quoted):
   (``in_elements * k * Cout``: every input value scatters into a ``k * Cout`` window), ``Dense`` on N-D
   inputs (``prod(input.shape[:-1]) * in * units``), ``EinsumDense`` (product of all index sizes of its
   equation) and ``MultiHeadAttention`` (its projections are counted as ``EinsumDense`` layers, plus the two
-  attention products ``heads * Tq * Tk * (key_dim + value_dim)``).
+  attention products ``heads * Tq * Tk * (key_dim + value_dim)``); a custom layer's own products when it
+  declares them with an ``own_macs(*call_args)`` method (its sub-layers are counted as themselves).
 * Not counted: biases, activations, pooling, element-wise adds, resizing, pixel shuffle, softmax, and
   BatchNormalization unless ``include_batchnorm=True`` (then one MAC per output element: it folds into
   the preceding convolution at inference).
@@ -175,6 +176,8 @@ def _kind_and_rule(layer):
         return "MultiHeadAttention", "mha"
     if isinstance(layer, L.BatchNormalization):
         return "BatchNormalization", "bn"
+    if callable(getattr(layer, "own_macs", None)):  # a custom layer that declares the products it computes itself
+        return type(layer).__name__, "own"
     return None, None
 
 
@@ -189,6 +192,8 @@ def _layer_macs(rule, layer, args, kwargs, out, include_batchnorm) -> tuple[int,
         return _einsum_macs(layer.equation, x.shape, layer.kernel.shape), _shape(x), _shape(y)
     if rule == "mha":
         return _mha_attention_macs(layer, args, kwargs), _shape(x), _shape(y)
+    if rule == "own":
+        return int(layer.own_macs(*args, **kwargs)), _shape(x), _shape(y)
     if rule == "bn":
         return (int(np.prod(y.shape)) if include_batchnorm else 0), _shape(x), _shape(y)
     return 0, _shape(x), _shape(y)

@@ -14,7 +14,8 @@ machines (:func:`download`) and publishing a trained model's weights (:func:`pub
   move on to the next URL at once, and the whole call is bounded in time;
 * a lock file (``<filename>.lock``, held with ``flock``) serialises processes that fetch the same file:
   the second one waits, then finds the verified file and reuses it;
-* a cached file whose SHA-256 is right is returned without touching the network.
+* a cached file whose SHA-256 is right is returned without touching the network; online, a cached file
+  whose SHA-256 is wrong is deleted before the download starts (offline it is kept and reported).
 
 Environment:
 
@@ -598,8 +599,13 @@ def fetch(url: str, sha256: str | None, *, mirrors: Iterable[str] = (), cache_di
         log.info(msg)
 
     with _FileLock(folder / f"{filename}.lock", deadline, on_wait=on_wait):
-        if target.is_file() and sha256_file(target) == sha256:
-            return target  # the process we waited for has fetched it
+        if target.is_file():
+            actual = sha256_file(target)
+            if actual == sha256:
+                return target  # the process we waited for has fetched it
+            # never keep an unverified file under the final name, even if every source then fails
+            log.warning("%s has SHA-256 %s, not %s: deleting it before downloading again", target, actual, sha256)
+            target.unlink(missing_ok=True)
         return _download(sources, target, sha256, timeout=timeout, deadline=deadline, max_time=max_time,
                          retries=retries, progress=progress, primary=url)
 

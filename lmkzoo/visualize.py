@@ -128,7 +128,7 @@ def draw_faces(image, faces, *, boxes: bool = True, uncertainty: bool = True, ra
     img = as_rgb_uint8(np.asarray(image)).copy()
     if radius is None:
         sizes = [max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces]
-        radius = max(1.0, 0.008 * max(sizes)) if sizes else None
+        radius = max(1.5, 0.015 * max(sizes)) if sizes else None
     for f in faces:
         if boxes:
             b = np.asarray(f.box, np.float64)

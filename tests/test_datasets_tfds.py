@@ -117,13 +117,62 @@ def test_bad_matrix_shape_in_mat(tmp_path):
 
 
 def test_truncated_video_fails_during_generation_without_leftovers(tmp_path):
+    from datasets_tfds.ibug_300vw.ibug_300vw_dataset_builder import Vw300Config
+
     manual = _copy("ibug_300vw", tmp_path)
     extra = manual / "300VW_Dataset_2015_12_14" / "203" / "annot" / "000007.pts"
     shutil.copy(extra.with_name("000006.pts"), extra)  # annotated frame 7 of a 6-frame video
-    _assert_fails_cleanly("ibug_300vw", "step1", manual, tmp_path, "vid.avi", "frame 7")
+    strict = Vw300Config(name="step1_strict", frame_step=1, skip_undecodable_frames=False)
+    _assert_fails_cleanly("ibug_300vw", strict, manual, tmp_path, "vid.avi", "frame 7")
     extra.unlink()  # after fixing the data the same data dir builds
     b = build("ibug_300vw", tmp_path / "data", config="step1", manual_dir=manual)
     assert b.info.splits["test_category2"].num_examples == 6
+
+
+def test_undecodable_300vw_frames_are_skipped_with_a_warning_by_default(tmp_path, caplog):
+    """The same truncated video with the default configs: frame 7 of video 203 cannot be decoded, so it is
+    skipped and listed in a warning, and everything else builds (REFERENCE_FACTS §F: 300VW has broken frames)."""
+    manual = _copy("ibug_300vw", tmp_path)
+    annot = manual / "300VW_Dataset_2015_12_14" / "203" / "annot"
+    for n in (7, 8):  # annotated frames 7 and 8 of a 6-frame video
+        shutil.copy(annot / "000006.pts", annot / f"{n:06d}.pts")
+    with caplog.at_level("WARNING", logger="datasets_tfds.ibug_300vw"):
+        b = build("ibug_300vw", tmp_path / "data", config="step1", manual_dir=manual)
+    assert {s: v.num_examples for s, v in b.info.splits.items()} == {
+        "train": 6, "test_category1": 6, "test_category2": 6, "test_category3": 6}
+    cat2 = examples(b, "test_category2")
+    assert sorted(int(e["frame_index"]) for e in cat2) == [1, 2, 3, 4, 5, 6] and {e["video_id"] for e in cat2} == {b"203"}
+    warnings = [r.getMessage() for r in caplog.records if r.name == "datasets_tfds.ibug_300vw"]
+    assert len(warnings) == 1 and "video 203" in warnings[0] and "vid.avi" in warnings[0]
+    assert "skipped 2 annotated frame(s)" in warnings[0] and warnings[0].endswith("[7, 8]")
+
+
+def test_landmark_folder_missing_boxes_csv_and_bad_holdout(tmp_path):
+    from datasets_tfds.landmark_folder.landmark_folder_dataset_builder import LandmarkFolderConfig
+    from lmkzoo.errors import InvalidArgumentError
+
+    manual = _copy("landmark_folder", tmp_path)
+    cfg = LandmarkFolderConfig(name="pts_boxes", splits={"train": "pts/**/*.pts"}, boxes_csv="faces.csv")
+    msg = _assert_fails_cleanly("landmark_folder", cfg, manual, tmp_path, str(manual / "faces.csv"), "'faces.csv'")
+    assert "cannot be read (No such file or directory)" in msg
+    (manual / "boxes_dir").mkdir()  # a folder is an OSError too
+    cfg = LandmarkFolderConfig(name="pts_boxes_dir", splits={"train": "pts/**/*.pts"}, boxes_csv="boxes_dir")
+    _assert_fails_cleanly("landmark_folder", cfg, manual, tmp_path / "b", str(manual / "boxes_dir"), "cannot be read")
+    bad_holdouts = {
+        "from_missing": ({"name": "validation", "from": "training", "fraction": 0.1},
+                         r"holdout\['from'\] must be one of the config's splits \['train'\]; got 'training'"),
+        "name_taken": ({"name": "train", "from": "train", "fraction": 0.1},
+                       r"holdout\['name'\] must be a new split, not one of \['train'\]; got 'train'"),
+        "fraction": ({"name": "validation", "from": "train", "fraction": "most"},
+                     r"holdout\['fraction'\] must be a number in \(0, 1\); got 'most'"),
+        "keys": ({"name": "validation", "fraction": 0.1}, r"holdout must be a dict with keys 'name', 'from', 'fraction'"),
+    }
+    for i, (name, (holdout, match)) in enumerate(bad_holdouts.items()):
+        cfg = LandmarkFolderConfig(name=f"holdout_{name}", format="csv", splits={"train": "teacher68.csv"}, holdout=holdout)
+        data_dir = tmp_path / f"h{i}"
+        with pytest.raises(InvalidArgumentError, match=match):
+            build("landmark_folder", data_dir, config=cfg, manual_dir=manual)
+        assert _data_files(data_dir) == []
 
 
 def test_parsers_report_file_and_line(tmp_path):

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import lmkzoo
 from datasets_tfds._common.testing import build, examples
 from lmkzoo import metrics
 from lmkzoo.errors import InvalidArgumentError
@@ -86,27 +85,29 @@ TINY = {
     "heatmap": ({"backbone": "resnet18", "backbone_args": {"width_multiplier": 0.25}, "filters": 16}, 64),
     "laplacekl": ({"width": 0.0625}, 80),
     "uglli": ({"num_stacks": 2, "channels": 8, "growth_rate": 4, "neck_size": 2, "num_blocks": 2}, 64),
+    "lotr": ({"backbone_args": {"width_multiplier": 0.25}, "reduce_channels": 16, "dim": 16, "num_heads": 2, "ffn_dim": 32,
+              "head_units": [32, 32]}, 64),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(family_default_models()))
-def test_cli_train_then_evaluate_each_family(family, lfw_tfds, tmp_path):
+def test_cli_train_then_evaluate_each_family(family, lfw_tfds, tmp_path, capsys):
     """``lmkzoo train`` (recipe, one short epoch on the LFW faces) then ``lmkzoo evaluate`` of its final.keras; the
     family's first 68-point zoo model (the LFW faces carry iBUG-68 teacher points)."""
+    from lmkzoo import cli
+
     name = next(n for n in list_models(family=family) if get_spec(n).scheme == "ibug68")
     builder, size = TINY[family]
     data_dir = Path(lfw_tfds.data_dir).parents[2]
     out = tmp_path / "run"
-    r = _cli("train", name, "--data", "landmark_folder/lfw_teacher68", "--data-dir", str(data_dir), "--epochs", "1",
-             "--steps-per-epoch", "3", "--batch-size", "4", "--input-size", str(size), "--builder", json.dumps(builder),
-             "--val-split", "none", "--out", str(out))
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert (out / "final.keras").exists() and json.loads(r.stdout.strip().splitlines()[-1])["out"] == str(out)
-    r = _cli("evaluate", str(out / "final.keras"), "--data", "landmark_folder/lfw_teacher68:validation", "--data-dir",
-             str(data_dir), "--max-faces", "12", "--json", "--out", str(tmp_path / "report"))
-    assert r.returncode == 0, r.stderr[-3000:]
-    rep = json.loads(r.stdout)
+    assert cli.main(["train", name, "--data", "landmark_folder/lfw_teacher68", "--data-dir", str(data_dir), "--epochs", "1",
+                     "--steps-per-epoch", "3", "--batch-size", "4", "--input-size", str(size), "--builder",
+                     json.dumps(builder), "--val-split", "none", "--out", str(out)]) == 0
+    assert (out / "final.keras").exists() and json.loads(capsys.readouterr().out.strip().splitlines()[-1])["out"] == str(out)
+    assert cli.main(["evaluate", str(out / "final.keras"), "--data", "landmark_folder/lfw_teacher68:validation",
+                     "--data-dir", str(data_dir), "--max-faces", "12", "--json", "--out", str(tmp_path / "report")]) == 0
+    rep = json.loads(capsys.readouterr().out)
     assert rep["model"] == name and rep["num_faces"] == 12 and np.isfinite(rep["nme"])
     assert (tmp_path / "report" / "ced.png").exists()
     if family == "uglli":

@@ -151,8 +151,10 @@ def test_strategy_shapes(strategy, hm_size, channels_before_head):
     out = net(np.zeros((2, 64, 64, 3), np.float32))
     assert list(out) == ["heatmaps"] and out["heatmaps"].shape == (2, hm_size, hm_size, 5)
     assert net.get_layer("heatmap_conv").kernel.shape == (1, 1, channels_before_head, 5)
+    # D blocks are SubPixelConv2DTranspose: a Conv2DTranspose (same weights and config) lowered for the GPU delegate
     kinds = [type(net.get_layer(f"up{i}_{'deconv' if b == 'D' else 'conv'}")).__name__ for i, b in enumerate(strategy)]
-    assert kinds == ["Conv2DTranspose" if b == "D" else "Conv2D" for b in strategy]
+    assert kinds == ["SubPixelConv2DTranspose" if b == "D" else "Conv2D" for b in strategy]
+    assert all(isinstance(net.get_layer(f"up{i}_deconv"), keras.layers.Conv2DTranspose) for i, b in enumerate(strategy) if b == "D")
     assert net.get_layer("up0_deconv" if strategy[0] == "D" else "up0_conv").kernel.shape[:2] == ((4, 4) if strategy[0] == "D" else (3, 3))
 
 
@@ -249,6 +251,71 @@ def test_table3_compute_and_size_match_the_paper():
     assert ours_g["DDDD"] == pytest.approx(3.49, abs=0.01) and ours_s["DDDD"] == pytest.approx(17.76, abs=0.05)
 
 
+# Table 6 (final SDD models, 192x192, 106 points, 128 filters): GFLOPS (MACs) and float32 size (MiB).
+# Per-model tolerances, each with its reason (measured: ours vs the paper):
+# * ResNet-18: 1.545 vs 1.13 GMACs (+37%), 46.2 vs 45.6 MiB. The torchvision ResNet-18 backbone alone costs
+#   ~1.33 GMACs at 192x192 (1.82 at 224), already above the paper's total, so the paper's GFLOPS cannot follow
+#   from the stated architecture; the size (which the backbone dominates) agrees within 2%.
+# * MobileNetV2-1.0: 0.465 vs 0.43 GMACs (+8%), 15.55 vs 12.16 MiB (+28%). The S block's 3x3 conv reads the
+#   1280-channel final conv (1.47 M parameters, 5.6 MiB); the paper does not say how its 1.0 model feeds the
+#   head, and the 3.4 MiB gap is about that conv's size.
+# * ResNet-50: 3.279 vs 3.23 GMACs (+1.5%), 100.2 vs 94.1 MiB (+6.5%): within the Table 3 agreement.
+TABLE6_TOLERANCE = {  # arch: (relative GMACs tolerance, relative size tolerance)
+    "heatmap_mnv2_sdd": (0.15, 0.35),
+    "heatmap_r18_sdd": (0.45, 0.05),
+    "heatmap_r50_sdd": (0.05, 0.10),
+}
+
+
+@pytest.mark.slow
+def test_table6_compute_and_size_of_the_final_models():
+    """The three final models (zoo jd106 tags) against Table 6: GMACs and MiB within the per-model
+    tolerances of TABLE6_TOLERANCE (reasons beside it); the ordering of both columns matches the paper."""
+    from lmkzoo.flops import count_macs
+
+    ours_g, ours_s, paper_g, paper_s = {}, {}, {}, {}
+    for arch, (tol_g, tol_s) in TABLE6_TOLERANCE.items():
+        spec = get_spec(f"{arch}.jd106")
+        assert spec.builder["strategy"] == "SDD" and spec.builder["filters"] == 128 and spec.input_size == (192, 192)
+        net = build_network(spec)
+        assert net.output["heatmaps"].shape[1:] == (48, 48, 106)
+        report = count_macs(net)
+        ours_g[arch], ours_s[arch] = report.gmacs, report.size_mb
+        paper_g[arch], paper_s[arch] = spec.paper_metrics["gflops"], spec.paper_metrics["size_mb"]
+        print(f"{arch}: {ours_g[arch]:.3f} GMACs (paper {paper_g[arch]:.2f}), "
+              f"{ours_s[arch]:.2f} MiB (paper {paper_s[arch]:.2f})")
+        assert abs(ours_g[arch] / paper_g[arch] - 1) < tol_g, (arch, ours_g[arch], paper_g[arch])
+        assert abs(ours_s[arch] / paper_s[arch] - 1) < tol_s, (arch, ours_s[arch], paper_s[arch])
+        if arch == "heatmap_r18_sdd":  # the documented reason for its tolerance: the backbone alone exceeds 1.13
+            backbone_g = count_macs(net.backbone).gmacs
+            print(f"  resnet18 backbone alone at 192 px: {backbone_g:.3f} GMACs")
+            assert paper_g[arch] < backbone_g < ours_g[arch]
+    assert _same_order(ours_g, paper_g) == [] and _same_order(ours_s, paper_s) == []
+
+
+def test_mobilenetv2_width_half_features_and_heatmaps():
+    """MobileNetV2 width 0.5 (the paper's middle width): final 1x1 conv at make_divisible(1280 · 0.5) = 640
+    channels, 6x6 at 192 px, and the baseline DDDD head still gives 106 heatmaps at 96x96."""
+    spec = get_spec("heatmap_mnv2_025")
+    net = build_network(spec, backbone_args={"width_multiplier": 0.5})
+    assert net.backbone.output.shape[1:] == (6, 6, 640)
+    assert net.output["heatmaps"].shape[1:] == (96, 96, 106)
+    assert net.get_layer("up0_deconv").kernel.shape == (4, 4, 256, 640)  # Conv2DTranspose: (kh, kw, out, in)
+
+
+def test_non_numeric_arguments_raise_typed_errors():
+    codec = HeatmapCodec(5, (64, 64), stride=2)
+    bb = MobileNetV2Backbone(0.25, input_shape=(64, 64, 3), include_last_conv=True, last_conv_channels=16)
+    for bad in ("abc", None, 6.5, True):
+        with pytest.raises(InvalidArgumentError, match=f"filters must be an integer >= 4; got {bad!r}"):
+            HeatmapNetwork(bb, codec, "DDDDD", bad)
+    for bad in ("x", None, float("nan"), -1.0):
+        with pytest.raises(InvalidArgumentError, match=r"sigma must be .*; got " + repr(bad).replace("(", r"\(")):
+            HeatmapCodec(5, (64, 64), stride=2, sigma=bad)
+    with pytest.raises(InvalidArgumentError, match="stride must be a positive integer; got 'two'"):
+        HeatmapCodec(5, (64, 64), stride="two")
+
+
 def test_zoo_entries():
     names = lmkzoo.list_models("heatmap*")
     for arch in ("heatmap_mnv2_sdd", "heatmap_r18_sdd", "heatmap_r50_sdd"):
@@ -291,7 +358,8 @@ def test_tflite_lowering_pixel_shuffle_and_gpu_friendly_decode():
 
     interp = Interpreter(model_content=content)
     ops_used = {d["op_name"] for d in interp._get_ops_details()}
-    assert "DEPTH_TO_SPACE" in ops_used and "TRANSPOSE_CONV" in ops_used
+    # deconvolutions lower as 2x2 convs + DEPTH_TO_SPACE (SubPixelConv2DTranspose), not TRANSPOSE_CONV
+    assert "DEPTH_TO_SPACE" in ops_used and "CONV_2D" in ops_used and "TRANSPOSE_CONV" not in ops_used
     banned = {"GATHER", "GATHER_ND", "STRIDED_SLICE", "ONE_HOT", "UNSORTED_SEGMENT_SUM", "ARG_MAX", "SELECT",
               "SELECT_V2", "FlexBitwiseAnd", "CUSTOM"}
     assert not ops_used & banned, ops_used & banned

@@ -181,6 +181,28 @@ def test_corrupt_cached_file_is_replaced_online(server, hub_env):
     assert files(hub_env) == ["c.weights.h5"]
 
 
+def test_corrupt_cached_file_is_deleted_even_when_every_source_fails(server, hub_env, caplog):
+    """Online, a cached file with the wrong SHA-256 leaves the final name before any source is tried: after a
+    404 and a mirror serving wrong bytes, nothing unverified stays in the cache."""
+    hub_env.mkdir(parents=True)
+    target = hub_env / "d.weights.h5"
+    target.write_bytes(WRONG)
+    dead = server.add("/d.weights.h5", Route(status=404))
+    bad = server.add("/mirror/d.weights.h5", Route(data=WRONG[:1000]))
+    with caplog.at_level("WARNING", logger="lmkzoo.hub"):
+        with pytest.raises(ChecksumMismatchError) as e:
+            hub.fetch(dead, sha(DATA), mirrors=[bad], progress=False)
+    assert e.value.actual == sha(WRONG[:1000]) and e.value.url == bad
+    assert not target.exists() and files(hub_env) == []  # no corrupt file, no partial, no lock
+    assert any(f"has SHA-256 {sha(WRONG)}" in r.getMessage() and "deleting it" in r.getMessage() for r in caplog.records)
+    # the same with only a dead source: WeightsUnavailableError, and still nothing under the final name
+    target.write_bytes(WRONG)
+    with pytest.raises(WeightsUnavailableError, match="HTTP 404"):
+        hub.fetch(dead, sha(DATA), progress=False)
+    assert files(hub_env) == []
+    assert server.httpd.routes["/d.weights.h5"].requests == [None, None]
+
+
 # ------------------------------------------------------------------------------------------ time limits
 def test_silent_server_times_out_quickly(server, hub_env, monkeypatch):
     monkeypatch.setenv("LMKZOO_HUB_TIMEOUT", "0.4")

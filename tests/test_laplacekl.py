@@ -49,6 +49,22 @@ def test_rcn_parameter_counts_against_table3():
     assert all(layer.rate == pytest.approx(0.2) for layer in net.layers if isinstance(layer, keras.layers.Dropout))
 
 
+def test_zoo_params_m_equals_table3_for_every_width():
+    """Every laplacekl-family tag that quotes params_m quotes Table 3's value for its width (PAPER_PARAMETERS)."""
+    from lmkzoo.registry import get_spec
+
+    checked = 0
+    for name in lmkzoo.list_models("*rcn*"):
+        spec = get_spec(name)
+        if spec.family != "laplacekl" or "params_m" not in spec.paper_metrics:
+            continue
+        width = float(spec.builder["width"])
+        assert width in PAPER_PARAMETERS, (name, width)
+        assert spec.paper_metrics["params_m"] == PAPER_PARAMETERS[width], (name, spec.paper_metrics["params_m"])
+        checked += 1
+    assert checked == 3 * len(PAPER_PARAMETERS)  # laplacekl_rcn, laplacekl_rcn_d, softargmax_rcn x 5 widths
+
+
 def _np_softmax_moments(h, beta):
     """numpy reference: p, mean and per-axis scales (α = 1, 2) of (B, H, W, K) scores, pixel centres i + 0.5."""
     b, hh, ww, k = h.shape
@@ -320,6 +336,61 @@ def test_tiny_adversarial_run_updates_both_networks(shared_data, tmp_path):
     assert face.points.shape == (68, 2) and face.covariance.shape == (68, 2, 2)
 
 
+@pytest.mark.slow
+def test_adversarial_train_with_face_image_folder_tfds(shared_data, tmp_path, monkeypatch):
+    """lmkzoo.tasks.train.train on laplacekl_rcn_d with unlabeled="face_image_folder/folder": the real TFDS builder
+    over three LFW person folders (whole-image boxes, cropped by unlabeled_crop); both networks update."""
+    import shutil
+
+    from datasets_tfds._common.testing import build
+    from lmkzoo.tasks.laplacekl_trainer import AdversarialLandmarkTrainer as Trainer
+    from lmkzoo.tasks.optimizers import AdamL2
+    from lmkzoo.tasks.train import train
+
+    rows = _lfw_rows(shared_data)
+    people = sorted({r[1].split("/")[0] for r in rows})
+    manual = tmp_path / "unlabeled_manual"
+    for person in people[2:5]:  # people not in the labeled set
+        shutil.copytree(shared_data / "lfw_faces" / person, manual / person)
+    n_unlabeled = len(list(manual.rglob("*.jpg")))
+    data_dir = tmp_path / "tfds"
+    builder = build("face_image_folder", data_dir, config="folder", manual_dir=manual)
+    assert builder.info.splits["train"].num_examples == n_unlabeled >= 4
+    labeled = _labeled_examples(shared_data, [r for r in rows if r[1].split("/")[0] in set(people[:2])][:16])
+
+    snapshots = {}
+    compile_ = Trainer.compile
+
+    def compile_and_snapshot(self, g_optimizer, d_optimizer, g_loss, **kw):  # the weights just before training
+        snapshots["g"] = [v.numpy().copy() for v in self.generator.trainable_variables]
+        snapshots["d"] = [v.numpy().copy() for v in self.discriminator.trainable_variables]
+        snapshots["optimizers"] = (g_optimizer, d_optimizer)
+        return compile_(self, g_optimizer, d_optimizer, g_loss, **kw)
+
+    monkeypatch.setattr(Trainer, "compile", compile_and_snapshot)
+    steps, epochs = 3, 1
+    generator, hist = train(
+        "laplacekl_rcn_d.300w_sixteenth", data=(labeled, None), unlabeled="face_image_folder/folder", data_dir=data_dir,
+        unlabeled_crop={"policy": "box", "scale": 0.6}, discriminator_overrides={"filters": 8},
+        out_dir=tmp_path / "run", epochs=epochs, steps_per_epoch=steps, batch_size=2, verbose=0,
+    )
+    assert hist["generator_updates"] == hist["discriminator_updates"] == steps * epochs
+    assert all(np.all(np.isfinite(hist[k])) for k in ("g_loss", "d_loss", "adv_loss", "loss"))
+    # the recipe's {adam, weight_decay: 1e-5} is PyTorch's coupled decay, inside both optimizers
+    assert all(isinstance(o, AdamL2) and o.weight_decay == pytest.approx(1e-5) for o in snapshots["optimizers"])
+    # the discriminator is saved beside the generator: rebuild it and load its trained weights
+    from lmkzoo.registry import get_spec
+    from lmkzoo.tasks.families import get_family
+
+    spec = get_spec("laplacekl_rcn_d.300w_sixteenth")
+    disc = get_family("laplacekl").build_discriminator(spec, generator, filters=8)
+    disc.load_weights(tmp_path / "run" / "discriminator.weights.h5")
+    for key, variables in (("g", generator.trainable_variables), ("d", disc.trainable_variables)):
+        assert len(snapshots[key]) == len(variables)
+        changed = sum(not np.allclose(a, v.numpy()) for a, v in zip(snapshots[key], variables))
+        assert changed >= len(variables) // 2, (key, changed, len(variables))
+
+
 def test_adversarial_trainer_contract_errors():
     codec = LaplaceCodec(3, (32, 32))
     gen = RCN(codec, width=0.0625)
@@ -327,6 +398,12 @@ def test_adversarial_trainer_contract_errors():
         AdversarialLandmarkTrainer(gen, PatchDiscriminator((32, 32, 4)))
     with pytest.raises(InvalidArgumentError, match="generator_objective"):
         AdversarialLandmarkTrainer(gen, PatchDiscriminator((32, 32, 6)), generator_objective="wasserstein")
+    from lmkzoo.tasks.optimizers import AdamL2
+
+    # decay in the trainer and in the optimizer would apply twice: refused, naming both values
+    twice = AdversarialLandmarkTrainer(gen, PatchDiscriminator((32, 32, 6)), weight_decay=1e-5)
+    with pytest.raises(InvalidArgumentError, match=r"g_optimizer has its own weight_decay=0.0001 .* weight_decay=1e-05"):
+        twice.compile(AdamL2(weight_decay=1e-4), keras.optimizers.Adam(), LaplaceKL())
     images = tf.data.Dataset.from_tensor_slices(np.zeros((4, 32, 32, 3), np.float32)).batch(2)
     with pytest.raises(InvalidArgumentError, match="pairs"):
         make_adversarial_dataset(images, images)

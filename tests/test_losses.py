@@ -107,3 +107,76 @@ def test_heatmap_mse_per_landmark():
     assert per.shape == (2, 3)
     assert np.allclose(per, [[0, 1, 0], [0, 0, 0]])
     assert np.isclose(float(losses.HeatmapMSE()(y_true, y_pred)), 1 / 6)
+
+
+# ------------------------------------------------------------------------------------------ invisible NaN targets
+def _nan_case(name, rng):
+    """(loss, y_true with a NaN / inf target on an invisible point, the same with finite values there, y_pred)."""
+    b, k = 2, 3
+    vis = np.ones((b, k), np.float32)
+    vis[0, 1] = 0.0  # the invisible point
+    if name in ("laplace_kl", "gaussian_kl", "softargmax_l2"):
+        loss = {"laplace_kl": losses.LaplaceKL, "gaussian_kl": losses.GaussianKL, "softargmax_l2": losses.SoftArgmaxL2}[name]()
+        pts = rng.uniform(2, 14, (b, k, 2)).astype(np.float32)
+        bad = pts.copy()
+        bad[0, 1] = [np.nan, np.inf]
+        return loss, {"landmarks": bad, "visible": vis}, {"landmarks": pts, "visible": vis}, \
+            {"heatmaps": rng.normal(size=(b, 16, 16, k)).astype(np.float32)}
+    if name == "gll":
+        from lmkzoo.losses import GaussianLogLikelihood
+
+        s = 2
+        pts = rng.uniform(2, 14, (b, k, 2)).astype(np.float32)
+        bad = pts.copy()
+        bad[0, 1] = [np.nan, 5.0]
+        pred = {"stack_heatmaps": rng.uniform(0, 1, (b, 16, 16, s * k)).astype(np.float32),
+                "stack_cholesky": rng.normal(size=(b, s, k, 3)).astype(np.float32)}
+        return GaussianLogLikelihood(), {"points": bad, "visible": vis}, {"points": pts, "visible": vis}, pred
+    if name == "heatmap":
+        hm = rng.uniform(0, 1, (b, 8, 8, k)).astype(np.float32)
+        bad = hm.copy()
+        bad[0, :, :, 1] = np.nan  # what a NaN coordinate renders to
+        return losses.HeatmapLoss(), {"heatmaps": bad, "visible": vis}, {"heatmaps": hm, "visible": vis}, \
+            {"heatmaps": rng.normal(size=(b, 8, 8, k)).astype(np.float32)}
+    if name == "pip":
+        c, g = 2, 4
+        true = {"cell": rng.integers(0, g * g, (b, k)).astype(np.int32), "visible": vis,
+                "offsets": rng.uniform(0, 1, (b, k, 2)).astype(np.float32),
+                "neighbor_offsets": rng.uniform(-1, 1, (b, k, c, 2)).astype(np.float32),
+                "neighbor_visible": np.repeat(vis[..., None], c, -1)}
+        bad = {**true, "offsets": true["offsets"].copy(), "neighbor_offsets": true["neighbor_offsets"].copy()}
+        bad["offsets"][0, 1] = np.nan
+        bad["neighbor_offsets"][0, 1] = np.inf
+        pred = {key: rng.normal(size=(b, g, g, k)).astype(np.float32) for key in ("scores", "offset_x", "offset_y")}
+        pred.update({key: rng.normal(size=(b, g, g, k * c)).astype(np.float32) for key in ("neighbor_x", "neighbor_y")})
+        return losses.PIPLoss(), bad, true, pred
+    if name == "coordinate":
+        from lmkzoo.losses.coordinate_loss import CoordinateLoss
+
+        pts = rng.uniform(0, 1, (b, k, 2)).astype(np.float32)
+        bad = pts.copy()
+        bad[0, 1] = np.nan
+        return CoordinateLoss(scale=(64.0, 64.0)), {"coordinates": bad, "visible": vis}, \
+            {"coordinates": pts, "visible": vis}, {"coordinates": rng.uniform(0, 1, (b, k, 2)).astype(np.float32)}
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", ["laplace_kl", "gaussian_kl", "softargmax_l2", "gll", "heatmap", "pip", "coordinate"])
+def test_nan_target_on_an_invisible_point_leaves_loss_and_gradients_finite(name):
+    """A NaN / inf target on an invisible point: the loss and its gradients equal those with any finite value
+    there (the point adds nothing), instead of NaN (0 · NaN)."""
+    loss, y_bad, y_good, y_pred = _nan_case(name, np.random.default_rng(0))
+    results = []
+    for y_true in (y_bad, y_good):
+        pred = {key: tf.Variable(v) for key, v in y_pred.items()}
+        with tf.GradientTape() as tape:
+            value = loss(y_true, pred)
+        grads = tape.gradient(value, list(pred.values()))
+        grads = [np.zeros(v.shape, np.float32) if g is None else np.asarray(tf.convert_to_tensor(g)) for g, v in
+                 zip(grads, pred.values())]
+        results.append((float(value), grads))
+    (v_bad, g_bad), (v_good, g_good) = results
+    assert np.isfinite(v_bad) and v_bad == pytest.approx(v_good, rel=1e-6), (v_bad, v_good)
+    for a, b in zip(g_bad, g_good):
+        assert np.all(np.isfinite(a)) and np.allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert any(np.abs(g).max() > 0 for g in g_bad)  # the visible points still train

@@ -174,6 +174,68 @@ def test_step_schedule_follows_the_recipe():
         build_optimizer({"optimizer": {"name": "adagrad"}}, 5)
 
 
+def _torch_adam_l2(theta, grads, lr, wd, b1=0.9, b2=0.999, eps=1e-8):
+    """torch.optim.Adam(weight_decay=wd) by hand (float64): g += wd·θ, then the bias-corrected Adam step."""
+    theta = np.asarray(theta, np.float64).copy()
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    for t, g in enumerate(grads, start=1):
+        g = np.asarray(g, np.float64) + wd * theta
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        theta = theta - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return theta
+
+
+def test_adam_weight_decay_is_pytorch_coupled_l2():
+    """{name: adam, weight_decay: wd} is PyTorch's Adam(weight_decay=wd): wd·θ joins the gradient before the
+    moments (AdamL2), while adamw stays Keras' decoupled AdamW."""
+    import keras
+
+    from lmkzoo.errors import InvalidArgumentError
+    from lmkzoo.tasks.optimizers import AdamL2
+    from lmkzoo.tasks.train import build_optimizer
+
+    theta0 = np.array([1.0, -2.0, 0.5, 0.0, 3.0], np.float32)
+    grads = [np.array([0.1, 1e-3, -0.3, 0.0, 0.02], np.float32), np.array([-0.2, 5e-3, 0.1, 0.0, 0.02], np.float32)]
+    lr, wd, b2 = 1e-2, 0.1, 0.999
+    # one step: Keras' epsilon sits outside the bias correction, so eps_keras = eps_torch · sqrt(1 - β2) is exact
+    opt = build_optimizer({"optimizer": {"name": "adam", "learning_rate": lr, "weight_decay": wd}}, 5)
+    assert isinstance(opt, AdamL2) and opt.weight_decay == wd and opt.get_config()["weight_decay"] == wd
+    opt.epsilon = 1e-8 * np.sqrt(1 - b2)
+    var = keras.Variable(theta0)
+    opt.apply_gradients([(keras.ops.convert_to_tensor(grads[0]), var)])
+    expected = _torch_adam_l2(theta0, grads[:1], lr, wd)
+    assert np.allclose(var.numpy(), expected, rtol=1e-6, atol=1e-7), (var.numpy(), expected)
+    # e.g. the second weight: g = 1e-3 + 0.1 · (-2) = -0.199, so it moves by +lr (Adam's first step is lr·sign(g))
+    assert var.numpy()[1] == pytest.approx(-2.0 + lr, abs=1e-6)
+    # two steps with a negligible epsilon
+    var2 = keras.Variable(theta0)
+    opt2 = AdamL2(lr, weight_decay=wd, epsilon=1e-12)
+    for g in grads:
+        opt2.apply_gradients([(keras.ops.convert_to_tensor(g), var2)])
+    assert np.allclose(var2.numpy(), _torch_adam_l2(theta0, grads, lr, wd, eps=1e-12), rtol=1e-5, atol=1e-7)
+    # decoupled AdamW is a different update (θ ← θ − lr·wd·θ beside the plain Adam step of g)
+    adamw = build_optimizer({"optimizer": {"name": "adamw", "learning_rate": lr, "weight_decay": wd}}, 5)
+    assert type(adamw) is keras.optimizers.AdamW
+    var3 = keras.Variable(theta0)
+    adamw.apply_gradients([(keras.ops.convert_to_tensor(grads[0]), var3)])
+    g1, c = 1e-3, np.sqrt(1 - b2)  # Keras' first Adam step: lr · c·g / (c·|g| + eps), eps = 1e-7 outside the correction
+    assert var3.numpy()[1] == pytest.approx(-2.0 * (1 - lr * wd) - lr * c * g1 / (c * g1 + 1e-7), abs=1e-6)
+    assert type(build_optimizer({"optimizer": {"name": "adam", "learning_rate": lr}}, 5)) is keras.optimizers.Adam
+    # excluded variables get plain Adam; serialisation keeps the class and the decay; bad values are typed errors
+    opt4 = AdamL2(lr, weight_decay=wd, epsilon=1e-12)
+    var4 = keras.Variable(theta0, name="bias")
+    opt4.exclude_from_weight_decay(var_names=["bias"])
+    opt4.apply_gradients([(keras.ops.convert_to_tensor(grads[0]), var4)])
+    assert np.allclose(var4.numpy(), _torch_adam_l2(theta0, grads[:1], lr, 0.0, eps=1e-12), rtol=1e-5, atol=1e-7)
+    back = keras.optimizers.deserialize(keras.optimizers.serialize(opt2))
+    assert type(back) is AdamL2 and back.weight_decay == wd and back.learning_rate.numpy() == pytest.approx(lr)
+    for bad in (-1.0, "x", float("inf")):
+        with pytest.raises(InvalidArgumentError, match=f"weight_decay must be a finite number >= 0; got {bad!r}"):
+            AdamL2(lr, weight_decay=bad)
+
+
 def test_mixed_bfloat16_runs(lfw_dir, tmp_path):
     body = """
 net, hist = train(spec, data=(src, None), out_dir=os.environ["OUT"], epochs=1, batch_size=8, verbose=0, precision="mixed_bfloat16")

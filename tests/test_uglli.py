@@ -415,6 +415,39 @@ def test_predict_returns_image_space_covariances_and_uncertainty(default_landmar
     assert (np.linalg.eigvalsh(flipped.covariance.astype(np.float64)) > 0).all()
 
 
+def test_load_with_builder_overrides(tmp_path):
+    """lmkzoo.load(name, weights=None, builder={...}) changes the zoo builder arguments (here a tiny 2-hourglass
+    UGLLI); the Landmarker keeps the zoo spec, the network records the overrides, a weights file of the same
+    architecture loads, and unknown keys are refused by the family."""
+    tiny = {"num_stacks": 2, "channels": 16, "growth_rate": 8, "neck_size": 2, "num_blocks": 2}
+    lm = lmkzoo.load("uglli_hg", weights=None, builder=tiny)
+    net = lm.network
+    assert isinstance(net, UGLLI) and net.num_stacks == 2 and net.channels == 16
+    assert net.output["stack_cholesky"].shape[1:] == (2, 68, 3)
+    assert lm.spec.builder["num_stacks"] == 8  # the zoo's spec is unchanged
+    assert net.zoo_spec["builder"] == {**lm.spec.builder, **tiny}
+    img = np.random.default_rng(1).integers(0, 255, (200, 180, 3)).astype(np.uint8)
+    face = lm.predict(img, boxes=[[40.0, 40.0, 150.0, 160.0]])[0]
+    assert face.points.shape == (68, 2) and face.covariance.shape == (68, 2, 2)
+    # a weights file of the overridden architecture loads back (same outputs); the zoo architecture does not fit it
+    weights = tmp_path / "tiny.weights.h5"
+    net.save_weights(weights)
+    back = lmkzoo.load("uglli_hg", weights=weights, builder=tiny)
+    x = np.random.default_rng(2).uniform(0, 1, (1, 256, 256, 3)).astype(np.float32)
+    assert np.allclose(back.network(x)["stack_cholesky"], net(x)["stack_cholesky"], atol=1e-5)
+    # a saved .keras file carries the overrides in its spec
+    net.save(tmp_path / "tiny.keras")
+    assert lmkzoo.load(tmp_path / "tiny.keras").network.zoo_spec["builder"]["num_stacks"] == 2
+    with pytest.raises(InvalidArgumentError, match=r"unknown builder arguments \['num_hourglasses'\]"):
+        lmkzoo.load("uglli_hg", weights=None, builder={"num_hourglasses": 2})
+    with pytest.raises(InvalidArgumentError, match="builder must be a dict"):
+        lmkzoo.load("uglli_hg", weights=None, builder=[("num_stacks", 2)])
+    with pytest.raises(InvalidArgumentError, match="a .keras file carries its own architecture"):
+        lmkzoo.load("uglli_hg", weights=tmp_path / "tiny.keras", builder=tiny)
+    with pytest.raises(InvalidArgumentError, match="model file with its own"):
+        lmkzoo.load(tmp_path / "tiny.keras", builder=tiny)
+
+
 # ------------------------------------------------------------------------------------------ training on real faces
 def _lfw(shared, people, limit):
     from datasets_tfds._common.parsers import read_points_csv

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lmkzoo import cli, schemes
-from lmkzoo.errors import ShapeMismatchError
+from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
 from lmkzoo.visualize import SIDE_COLORS, draw_landmarks, make_grid
 
 
@@ -116,3 +116,34 @@ def test_data_show_user_errors_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lmkzoo.cli", "data", "show", "no_such_set", "--data-dir", str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "unknown dataset 'no_such_set'" in r.stderr
+
+
+def test_uncertainty_ellipses_faces_and_heatmap_overlay():
+    from lmkzoo.tasks.landmarker import FaceLandmarks
+    from lmkzoo.visualize import draw_faces, draw_uncertainty, heatmap_overlay
+
+    img = np.zeros((60, 80, 3), np.uint8)
+    # a 2-sigma ellipse of sigma_x = 10, sigma_y = 2 px around (40.5, 30.5): wide, flat
+    out = draw_uncertainty(img, [[40.5, 30.5]], [[[100.0, 0.0], [0.0, 4.0]]], k=2.0)
+    assert out[30, 20].sum() > 0 and out[30, 60].sum() > 0  # ends of the 20-px half axis
+    assert out[26, 40].sum() > 0 and out[18, 40].sum() == 0  # the 4-px half axis, nothing beyond
+    assert out[30, 40].sum() == 0  # an outline, not a filled blob
+    with pytest.raises(ShapeMismatchError):
+        draw_uncertainty(img, [[1, 1]], np.eye(2))
+    sch = schemes.get("ibug68")
+    from datasets_tfds._common.synthetic import face_points
+
+    pts = face_points(sch, (20, 10, 60, 50))
+    face = FaceLandmarks(points=np.asarray(pts, np.float32), scores=np.ones(68, np.float32),
+                         box=np.array([10, 5, 70, 55], np.float32), scheme="ibug68", model="x",
+                         covariance=np.tile(np.eye(2, dtype=np.float32) * 4, (68, 1, 1)))
+    drawn = draw_faces(img, [face])
+    assert drawn[5, 40].sum() > 0  # the box's top edge
+    assert drawn.sum() > draw_faces(img, [face], uncertainty=False).sum()  # ellipses add ink
+    hm = np.zeros((15, 20, 2), np.float32)
+    hm[3, 10, 1] = 1.0
+    ov = heatmap_overlay(np.full((60, 80, 3), 100, np.uint8), hm, alpha=0.5)
+    y, x = np.unravel_index(np.abs(ov.astype(int) - 100).sum(-1).argmax(), ov.shape[:2])
+    assert abs(y - 13.5) <= 3 and abs(x - 42) <= 4  # the hot spot lands where the peak is, resized to the crop
+    with pytest.raises(InvalidArgumentError):
+        heatmap_overlay(img, hm, alpha=2.0)

@@ -125,3 +125,25 @@ def test_model_card_is_complete(change, message):
     card = registry.validate_weights_entry({**_weights(), "source": "PIPNet epoch59.pth (MIT)"})
     assert card.source == "PIPNet epoch59.pth (MIT)" and card.metrics == {"wflw_test_nme": 4.6}
     assert card.filename == "w.weights.h5" and card.size == 1234
+
+
+def test_every_entry_names_a_known_family_and_valid_builder_keys():
+    """Each entry's family is registered and its builder arguments (entry + tag) are keys that family accepts,
+    so a typo in a builder key fails here instead of at build time."""
+    import dataclasses
+
+    from lmkzoo.errors import InvalidArgumentError
+    from lmkzoo.tasks.families import family_names, get_family
+
+    known = family_names()
+    specs = registry.validate_zoo(_raw())
+    for name, spec in specs.items():
+        assert spec.family in known, (name, spec.family, known)
+        family = get_family(spec.family)
+        args = family.builder_args(spec)
+        assert set(spec.builder) <= set(args) and set(args) == set(family.builder_keys), name
+    # the check is real: a misspelt key is refused, naming it and the allowed keys
+    spec = registry.get_spec("uglli_hg")
+    typo = dataclasses.replace(spec, builder={**spec.builder, "num_stack": 2})
+    with pytest.raises(InvalidArgumentError, match=r"uglli: unknown builder arguments \['num_stack'\]; allowed: .*'num_stacks'"):
+        get_family("uglli").builder_args(typo)

@@ -4,11 +4,18 @@ Frames are decoded from each ``vid.avi`` with OpenCV and paired with ``annot/<fr
 frame numbers). A config keeps every Nth frame (frames 1, 1 + N, 1 + 2N, ...). Splits: ``train`` (the 50
 training videos) and ``test_category1/2/3`` (31 / 19 / 14 videos: well lit, unconstrained lighting,
 completely unconstrained), with the official category lists.
+
+Broken frames: the real videos have known broken frames (REFERENCE_FACTS §F; mmpose's 300vw2coco.py keeps a
+per-video list and skips them, and skips frames it could not extract). By default an annotated frame that OpenCV
+cannot decode (a video that ends early, a frame that does not decode) is skipped and listed in one logged
+warning per video; ``skip_undecodable_frames=False`` restores the strict behaviour (the build stops with a
+:class:`~lmkzoo.errors.DatasetFormatError` naming the video and the frame).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +41,19 @@ CATEGORIES = {
 }
 DATASET_FOLDER = "300VW_Dataset_2015_12_14"
 
+log = logging.getLogger("datasets_tfds.ibug_300vw")
+
 
 @dataclasses.dataclass
 class Vw300Config(tfds.core.BuilderConfig):
-    """``frame_step``: keep frames 1, 1 + step, 1 + 2 step, ... of every video."""
+    """``frame_step``: keep frames 1, 1 + step, 1 + 2 step, ... of every video.
+
+    ``skip_undecodable_frames``: skip annotated frames OpenCV cannot decode, with a logged warning listing them
+    (default, as the reference converters do with 300VW's broken frames); ``False``: stop the build instead.
+    """
 
     frame_step: int = 1
+    skip_undecodable_frames: bool = True
 
 
 @dataclasses.dataclass
@@ -118,25 +132,33 @@ class Builder(LandmarkBuilder):
     def _generate_examples(self, videos):
         import cv2
 
+        lenient = bool(self.builder_config.skip_undecodable_frames)
         for v in videos:
             wanted = {n: (pts, f) for n, pts, f in v.frames}
             last = max(wanted)
             cap = cv2.VideoCapture(str(v.path))
             if not cap.isOpened():
                 raise DatasetFormatError("OpenCV cannot open the video", path=v.path)
+            skipped: list[int] = []
             try:
                 n = 0
                 while n < last:
                     ok = cap.grab()
                     n += 1
                     if not ok:
-                        raise DatasetFormatError(f"the video ends after {n - 1} frames but frame {last} is annotated",
-                                                 path=v.path)
+                        if not lenient:
+                            raise DatasetFormatError(
+                                f"the video ends after {n - 1} frames but frame {last} is annotated", path=v.path)
+                        skipped += [m for m in sorted(wanted) if m >= n]
+                        break
                     if n not in wanted:
                         continue
                     ok, frame = cap.retrieve()
                     if not ok or frame is None:
-                        raise DatasetFormatError(f"cannot decode frame {n}", path=v.path)
+                        if not lenient:
+                            raise DatasetFormatError(f"cannot decode frame {n}", path=v.path)
+                        skipped.append(n)
+                        continue
                     pts, pts_file = wanted[n]
                     face = Face(key=f"{v.vid}/{n:06d}", image=np.ascontiguousarray(frame[..., ::-1]),
                                 filename=f"{relpath(v.path, self._manual)}#{n:06d}", landmarks=pts,
@@ -146,3 +168,6 @@ class Builder(LandmarkBuilder):
                     yield face.key, face.example()
             finally:
                 cap.release()
+            if skipped:
+                log.warning("ibug_300vw: video %s (%s): skipped %d annotated frame(s) that OpenCV cannot decode: %s",
+                            v.vid, v.path, len(skipped), skipped)

@@ -24,7 +24,7 @@ import tensorflow_datasets as tfds
 from datasets_tfds._common.features import landmark_features
 from datasets_tfds._common.parsers import find_image, read_dlib_xml, read_points_csv, read_pts, tight_box
 from lmkzoo import schemes
-from lmkzoo.errors import DatasetFormatError
+from lmkzoo.errors import DatasetFormatError, InvalidArgumentError
 
 
 @dataclasses.dataclass
@@ -97,13 +97,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         cfg = self.builder_config
         if cfg.format not in ("pts", "dlib_xml", "csv"):
             raise DatasetFormatError(f"format must be pts, dlib_xml or csv; got {cfg.format!r}")
+        if cfg.holdout:
+            fraction, seed = _check_holdout(cfg.holdout, cfg.splits)
         faces = {split: self._read_split(root, pattern) for split, pattern in cfg.splits.items()}
         if cfg.holdout:
             h = cfg.holdout
             src = faces[h["from"]]
             groups = sorted({f["rel"].split("/")[0] for f in src})
-            rng = np.random.RandomState(int(h.get("seed", 0)))
-            n_hold = max(1, int(round(len(groups) * float(h["fraction"]))))
+            rng = np.random.RandomState(seed)
+            n_hold = max(1, int(round(len(groups) * fraction)))
             held = set(np.asarray(groups)[rng.permutation(len(groups))[:n_hold]].tolist())
             faces[h["name"]] = [f for f in src if f["rel"].split("/")[0] in held]
             faces[h["from"]] = [f for f in src if f["rel"].split("/")[0] not in held]
@@ -165,7 +167,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
         path = root / self.builder_config.boxes_csv
         out = {}
-        with open(path, newline="") as f:
+        try:
+            f = open(path, newline="")
+        except OSError as e:
+            raise DatasetFormatError(
+                f"boxes_csv {self.builder_config.boxes_csv!r} cannot be read ({e.strerror or e}); it must be a CSV "
+                "(image, face_index, box_left, box_top, box_width, box_height) relative to the manual folder",
+                path=path,
+            ) from None
+        with f:
             for ln, r in enumerate(csv.DictReader(f), start=2):
                 try:
                     x, y = float(r["box_left"]), float(r["box_top"])
@@ -186,3 +196,29 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "visible": np.asarray(it["visible"], bool),
                 "bbox": np.asarray(it["bbox"], np.float32),
             }
+
+
+def _check_holdout(holdout, splits) -> tuple[float, int]:
+    """``(fraction, seed)`` of a valid ``holdout`` config; errors name the value and what is allowed."""
+    if not isinstance(holdout, dict) or not {"name", "from", "fraction"} <= set(holdout):
+        raise InvalidArgumentError(
+            f"holdout must be a dict with keys 'name', 'from', 'fraction' (and optional 'seed'); got {holdout!r}"
+        )
+    if holdout["from"] not in splits:
+        raise InvalidArgumentError(
+            f"holdout['from'] must be one of the config's splits {sorted(splits)}; got {holdout['from']!r}"
+        )
+    if holdout["name"] in splits:
+        raise InvalidArgumentError(
+            f"holdout['name'] must be a new split, not one of {sorted(splits)}; got {holdout['name']!r}"
+        )
+    try:
+        fraction = float(holdout["fraction"])
+    except (TypeError, ValueError):
+        fraction = float("nan")
+    if not 0.0 < fraction < 1.0:
+        raise InvalidArgumentError(f"holdout['fraction'] must be a number in (0, 1); got {holdout['fraction']!r}")
+    seed = holdout.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidArgumentError(f"holdout['seed'] must be an integer; got {seed!r}")
+    return fraction, seed

@@ -75,14 +75,22 @@ class HeatmapCodec(LandmarkCodec):
     def __init__(self, num_points, input_size=(192, 192), stride: int = 2, sigma: float = 2.0, refine: str = "dark",
                  **kwargs):
         super().__init__(num_points=num_points, input_size=input_size, **kwargs)
-        if int(stride) != stride or int(stride) < 1:
+        try:
+            ok = not isinstance(stride, bool) and int(stride) == stride and int(stride) >= 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise InvalidArgumentError(f"stride must be a positive integer; got {stride!r}")
         stride = int(stride)
         w, h = self.input_size
         if w % stride or h % stride:
             raise InvalidArgumentError(f"input size {self.input_size} must be a multiple of the heatmap stride {stride}")
-        if not float(sigma) > 0:
-            raise InvalidArgumentError(f"sigma must be > 0 heatmap pixels; got {sigma!r}")
+        try:
+            ok = not isinstance(sigma, bool) and float(sigma) > 0 and math.isfinite(float(sigma))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InvalidArgumentError(f"sigma must be a finite number > 0 heatmap pixels; got {sigma!r}")
         if refine not in REFINE_MODES:
             raise InvalidArgumentError(f"refine must be one of {list(REFINE_MODES)}; got {refine!r}")
         self.stride = stride

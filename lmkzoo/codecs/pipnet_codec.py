@@ -139,10 +139,16 @@ class PIPNetCodec(LandmarkCodec):
         return cls(len(mf), nb, r1, r2, input_size=input_size, net_stride=net_stride, meanface=mf, **kwargs)
 
     # ------------------------------------------------------------------------------------------ encode (tf)
-    def encode(self, landmarks, visible=None):
+    def encode(self, landmarks, visible=None, task=None):
         """Compact targets: ``cell`` (K,) int32 = row·Gw + col, ``offsets`` (K, 2), ``neighbor_offsets``
         (K, C, 2), ``visible`` (K,) and ``neighbor_visible`` (K, C) (both ends of a vote visible). Works on
-        one example or a batch (leading dims)."""
+        one example or a batch (leading dims).
+
+        ``task`` (self-training with curriculum, :class:`~lmkzoo.losses.STCLoss`): the example's sample type,
+        0 = std, 1 = cls1, 2 = cls2, 3 = cls3 (scalar per example); given, the targets also hold ``task``
+        (int32) and the cells of the max-pooled score grids, ``cell_pool1`` and ``cell_pool2`` (K,) int32: the
+        pooled cell that covers the landmark's cell, ``floor(mu / 2^l)`` on the ``floor(G / 2^l)`` grid
+        (clipped to it, as a 2x2 max pool drops an odd last row / column)."""
         import tensorflow as tf
 
         p = tf.convert_to_tensor(landmarks, tf.float32)
@@ -157,7 +163,14 @@ class PIPNetCodec(LandmarkCodec):
         cell = tf.cast(mu[..., 1] * gw + mu[..., 0], tf.int32)
         visible = tf.ones(tf.shape(p)[:-1], tf.float32) if visible is None else tf.cast(visible, tf.float32)
         nb_vis = tf.gather(visible, tf.constant(self.neighbor_indices, tf.int32), axis=-1) * visible[..., None]
-        return {"cell": cell, "offsets": offsets, "neighbor_offsets": nb_off, "visible": visible, "neighbor_visible": nb_vis}
+        out = {"cell": cell, "offsets": offsets, "neighbor_offsets": nb_off, "visible": visible, "neighbor_visible": nb_vis}
+        if task is not None:
+            out["task"] = tf.cast(task, tf.int32)
+            for level in (1, 2):
+                gl = [max(gw >> level, 1), max(gh >> level, 1)]
+                ml = tf.clip_by_value(tf.floor(mu / float(2**level)), 0.0, tf.constant(gl, tf.float32) - 1.0)
+                out[f"cell_pool{level}"] = tf.cast(ml[..., 1] * gl[0] + ml[..., 0], tf.int32)
+        return out
 
     # ------------------------------------------------------------------------------------------ decode (keras.ops)
     def call(self, outputs):

@@ -219,8 +219,11 @@ def convert_checkpoint(checkpoint, *, scheme: str, meanface=None, model: str | N
     codec = PIPNetCodec.from_meanface(mf, info["num_neighbors"], (input_size, input_size), info["net_stride"], name="pipnet_codec")
     network = PIPNet.from_preset_args(backbone=backbone, codec=codec, name=model or f"pipnet_{backbone}")
     ignored = convert_pipnet_state_dict(sd, network)
-    arch = model or next((n.split(".")[0] for n in list_models("pipnet*") if get_spec(n).builder.get("backbone") == backbone), None)
     tag = {"wflw98": "wflw", "ibug68": "300w", "cofw29": "cofw", "aflw19": "aflw"}.get(scheme)
+    # the official architecture of this backbone: full width (no backbone_args), with a tag for the scheme
+    arch = model or next((n.split(".")[0] for n in list_models("pipnet*")
+                          if get_spec(n).builder.get("backbone") == backbone and not get_spec(n).builder.get("backbone_args")
+                          and n.endswith(f".{tag}")), None)
     if arch and tag and f"{arch}.{tag}" in list_models(arch):
         network.zoo_spec = get_spec(f"{arch}.{tag}").to_dict()
         network.zoo_spec["builder"] = {**network.zoo_spec["builder"], "meanface": mf.round(8).tolist()}

@@ -174,7 +174,8 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
                  epoch_multiple: int | None = None):
     """Batched ``tf.data.Dataset`` for training or evaluation.
 
-    * labelled, ``training=True``: ``(images, targets)`` with the targets from ``codec.encode``;
+    * labelled, ``training=True``: ``(images, targets)`` with the targets from ``codec.encode`` (examples that carry
+      an integer ``task``, a self-training sample type, pass it on: ``codec.encode(..., task=)``);
     * labelled, ``training=False`` (deterministic: no augmentation, no shuffle, order kept): ``(images, info)``
       with ``landmarks`` (crop), ``visible``, ``affine`` (image → crop), ``inverse_affine`` and
       ``image_landmarks``;
@@ -215,7 +216,8 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
     ds = source
     if num_shards > 1:
         ds = ds.shard(num_shards, shard_index)
-    keep = ("image", "landmarks", "visible", "bbox", "five_points")
+    # an optional per-example ``task`` (int, self-training sample type) travels to ``codec.encode(..., task=)``
+    keep = ("image", "landmarks", "visible", "bbox", "five_points", "task")
     ds = ds.map(lambda ex: {k: ex[k] for k in keep if k in ex})
     if cache:
         ds = ds.cache()
@@ -231,7 +233,8 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
             aug_seed = tf.constant([int(epoch_seeds[e, 1]), e], tf.int64)
             d = src.shuffle(shuffle_buffer, seed=int(epoch_seeds[e, 0]), reshuffle_each_iteration=False)
             d = d.take(per_epoch).enumerate()
-            d = d.map(lambda i, ex: fn(ex, tf.random.experimental.stateless_fold_in(aug_seed, i)), num_parallel_calls=AUTOTUNE)
+            d = d.map(lambda i, ex: _with_task(fn(ex, tf.random.experimental.stateless_fold_in(aug_seed, i)), ex),
+                      num_parallel_calls=AUTOTUNE)
             return d.batch(batch_size, drop_remainder=True if drop_remainder is None else drop_remainder)
 
         ds = one_epoch(start_epoch)
@@ -247,13 +250,23 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
     def finish(b):
         images = T.normalize_image(b["images"], mean, std)
         if training and labeled:
+            if "task" in b:
+                return images, codec.encode(b["landmarks"], b["visible"], task=b["task"])
             return images, codec.encode(b["landmarks"], b["visible"])
         keys = ("landmarks", "visible", "affine", "inverse_affine", "image_landmarks") if labeled else ("affine", "inverse_affine")
-        keys += ("bbox",)
+        if not training:
+            keys += ("bbox",)
         return images, {k: b[k] for k in keys}
 
     ds = ds.map(finish, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
+
+
+def _with_task(out, ex):
+    """The example's ``task`` (when it has one) beside the transformed example."""
+    if "task" in ex:
+        out = {**out, "task": tf.cast(ex["task"], tf.int32)}
+    return out
 
 
 def compute_meanface(source, *, crop, input_size, scheme, max_examples: int | None = None) -> np.ndarray:

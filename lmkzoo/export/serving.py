@@ -13,17 +13,23 @@ from lmkzoo.models.layers import ImageNormalization
 __all__ = ["build_serving_model"]
 
 
-def build_serving_model(network, *, mean, std, with_affine: bool = False, name: str = "serving") -> keras.Model:
+def build_serving_model(network, *, mean, std, with_affine: bool = False, decode: bool = True,
+                        name: str = "serving") -> keras.Model:
     """Serving model for ``network`` (a :class:`~lmkzoo.models.network.LandmarkNetwork`).
 
     Inputs: ``images`` uint8 ``(B, H, W, 3)`` crops; with ``with_affine`` also ``crop_to_image``
     ``(B, 2, 3)`` float32 affines that map crop pixels to image pixels.
     Outputs: ``landmarks`` ``(B, K, 2)`` (crop pixels, or image pixels with ``with_affine``), ``scores``
-    ``(B, K)`` and, for families that have it, ``covariance`` ``(B, K, 2, 2)``.
+    ``(B, K)`` and, for families that have it, ``covariance`` ``(B, K, 2, 2)``. ``decode=False`` returns the
+    network's raw outputs instead (benchmarks measure the decode's share of the latency with it).
     """
     w, h = network.input_size
     images = keras.Input(shape=(h, w, 3), dtype="uint8", name="images")
     x = ImageNormalization(mean, std, name="normalize")(images)
+    if not decode:
+        if with_affine:
+            raise ValueError("decode=False returns raw outputs; it takes no crop_to_image affine")
+        return keras.Model(images, network(x), name=name)
     decoded = network.codec(network(x))
     outputs = dict(decoded)
     inputs = [images]

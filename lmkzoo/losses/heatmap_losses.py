@@ -52,9 +52,13 @@ class HeatmapLoss(StructuredLoss):
 
     def call(self, y_true, y_pred):
         pred = y_pred["heatmaps"]
-        per_point = self._mse.call(y_true["heatmaps"], pred)  # (B, K)
-        vis = ops.cast(y_true["visible"], per_point.dtype)
-        return ops.mean(per_point * vis, axis=-1)
+        vis = ops.cast(y_true["visible"], pred.dtype)  # (B, K)
+        # an invisible point's target map may hold NaN / inf (from a NaN coordinate): replace it before the MSE,
+        # since 0 · NaN is NaN in the value and in the gradient
+        true = ops.cast(y_true["heatmaps"], pred.dtype)
+        true = ops.where(ops.expand_dims(ops.expand_dims(vis > 0, 1), 1), true, ops.zeros_like(true))
+        per_point = self._mse.call(true, pred)  # (B, K)
+        return ops.mean(ops.where(vis > 0, per_point * vis, ops.zeros_like(per_point)), axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}

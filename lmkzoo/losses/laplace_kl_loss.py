@@ -74,6 +74,11 @@ class _SoftArgmaxLoss(StructuredLoss):
             vis = y_true.get("visible")
         else:
             target, vis = ops.cast(y_true, dtype), None
+        if vis is not None:
+            vis = ops.cast(vis, dtype)
+            # an invisible point's target may be NaN / inf: replace it before the loss (masking the loss alone
+            # would still give NaN, and 0 · NaN gradients are NaN too)
+            target = ops.where(ops.expand_dims(vis > 0, -1), target, ops.zeros_like(target))
         _, h, w, k = heatmaps.shape
         centers = grid_centers(w, h)
         probs = spatial_softmax(heatmaps, self.beta)
@@ -82,8 +87,8 @@ class _SoftArgmaxLoss(StructuredLoss):
         loss = self.per_landmark(mean, scale, target)  # (B, K)
         if vis is None:
             return ops.mean(loss, axis=-1)
-        vis = ops.cast(vis, dtype)
-        return ops.sum(loss * vis, axis=-1) / ops.maximum(ops.sum(vis, axis=-1), 1.0)
+        loss = ops.where(vis > 0, loss * vis, ops.zeros_like(loss))
+        return ops.sum(loss, axis=-1) / ops.maximum(ops.sum(vis, axis=-1), 1.0)
 
     def get_config(self):
         return {**super().get_config(), "beta": self.beta, "target_scale": self.target_scale, "epsilon": self.epsilon}

@@ -15,6 +15,30 @@ __all__ = ["PIPLoss", "PIP_ALPHA"]
 PIP_ALPHA = {16: 0.02, 32: 0.1, 64: 0.125, 128: 0.25}
 
 
+def masked_regression_errors(y_true, y_pred, one_hot, vis):
+    """L1 errors at each landmark's ground-truth cell (``one_hot`` ``(B, HW, K)``): offsets ``(B, K)`` and
+    neighbour offsets ``(B, K, C)``, weighted by visibility and zero where invisible. An invisible point's targets
+    may be NaN / inf (from a NaN coordinate): they are zeroed before the L1 terms (0 · NaN is NaN in the value and
+    in the gradient) and masked with ``where``."""
+    dtype = one_hot.dtype
+    hw, k = one_hot.shape[1], one_hot.shape[2]
+    off = ops.cast(y_true["offsets"], dtype)  # (B, K, 2)
+    off = ops.where(ops.expand_dims(vis > 0, -1), off, ops.zeros_like(off))
+    nb = ops.cast(y_true["neighbor_offsets"], dtype)  # (B, K, C, 2)
+    c = nb.shape[-2]
+    px = gather_cells(ops.reshape(y_pred["offset_x"], (-1, hw, k)), one_hot)
+    py = gather_cells(ops.reshape(y_pred["offset_y"], (-1, hw, k)), one_hot)
+    pnx = gather_cells(ops.reshape(y_pred["neighbor_x"], (-1, hw, k, c)), one_hot)
+    pny = gather_cells(ops.reshape(y_pred["neighbor_y"], (-1, hw, k, c)), one_hot)
+    off_err = ops.abs(px - off[..., 0]) + ops.abs(py - off[..., 1])
+    off_err = ops.where(vis > 0, off_err * vis, ops.zeros_like(off_err))
+    nb_vis = ops.cast(y_true["neighbor_visible"], dtype)  # (B, K, C)
+    nb = ops.where(ops.expand_dims(nb_vis > 0, -1), nb, ops.zeros_like(nb))
+    nb_err = ops.abs(pnx - nb[..., 0]) + ops.abs(pny - nb[..., 1])
+    nb_err = ops.where(nb_vis > 0, nb_err * nb_vis, ops.zeros_like(nb_err))
+    return off_err, nb_err
+
+
 @lmkzoo_export
 class PIPLoss(StructuredLoss):
     """``cls_weight · MSE(scores, one-hot)`` + ``reg_weight · (L1(x) + L1(y) + L1(nb_x) + L1(nb_y))``.
@@ -48,17 +72,9 @@ class PIPLoss(StructuredLoss):
         s = ops.reshape(scores, (-1, hw, k))
         cls = ops.sum(ops.square(s - oh) * ops.expand_dims(vis, 1), axis=(1, 2)) / float(hw * k)
 
-        off = ops.cast(y_true["offsets"], dtype)  # (B, K, 2)
-        nb = ops.cast(y_true["neighbor_offsets"], dtype)  # (B, K, C, 2)
-        c = nb.shape[-2]
-        px = gather_cells(ops.reshape(y_pred["offset_x"], (-1, hw, k)), oh)
-        py = gather_cells(ops.reshape(y_pred["offset_y"], (-1, hw, k)), oh)
-        pnx = gather_cells(ops.reshape(y_pred["neighbor_x"], (-1, hw, k, c)), oh)
-        pny = gather_cells(ops.reshape(y_pred["neighbor_y"], (-1, hw, k, c)), oh)
-        l_off = ops.sum((ops.abs(px - off[..., 0]) + ops.abs(py - off[..., 1])) * vis, axis=1) / float(k)
-        nb_vis = ops.cast(y_true["neighbor_visible"], dtype)  # (B, K, C)
-        nb_err = (ops.abs(pnx - nb[..., 0]) + ops.abs(pny - nb[..., 1])) * nb_vis
-        l_nb = ops.sum(nb_err, axis=(1, 2)) / float(k * c)
+        off_err, nb_err = masked_regression_errors(y_true, y_pred, oh, vis)
+        l_off = ops.sum(off_err, axis=1) / float(k)
+        l_nb = ops.sum(nb_err, axis=(1, 2)) / float(k * nb_err.shape[-1])
         return self.cls_weight * cls + self.reg_weight * (l_off + l_nb)
 
     def get_config(self):

@@ -20,6 +20,12 @@ def gaussian_nll(means, cholesky, targets, epsilon: float = 1e-5):
 
     ``½ log(|Σ| + ε) + ½ (x − μ)ᵀ Σ⁻¹ (x − μ)`` with ``Σ = L Lᵀ`` and ``Σ⁻¹ = adj(Σ) / (|Σ| + ε)``, exactly as
     the official code. ``means``, ``targets`` ``(..., 2)``; ``cholesky`` ``(..., 3)``; returns ``(...)``.
+
+    The ½ in front of both terms follows the official LUVLi code (merlresearch/LUVLi loss/gaussian_loss.py,
+    REFERENCE_FACTS §B), which is the true negative log-density of a 2-D Gaussian up to ``log 2π``. The paper's
+    Eq. 2 as printed, ``L_ij = log|Σ_ij| + (p_j − μ_ij)ᵀ Σ_ij⁻¹ (p_j − μ_ij)``, has no ½: it is exactly twice this
+    value (apart from the ε guards), so it has the same minimiser and ratio of terms, but its gradients are
+    twice ours; the paper's learning rates (1e-4, 2e-5) were tuned on the official code, i.e. on this form.
     """
     cov = cholesky_to_covariance(cholesky)
     s00, s01 = cov[..., 0, 0], cov[..., 0, 1]
@@ -109,11 +115,15 @@ class GaussianLogLikelihood(StructuredLoss):
         mu = self.stack_means(y_pred)
         target = ops.expand_dims(ops.cast(y_true["points"], dtype), 1)  # (B, 1, K, 2)
         vis = ops.expand_dims(ops.cast(y_true["visible"], dtype), 1)  # (B, 1, K)
+        # an invisible point's target may be NaN / inf: replace it before the loss (0 · NaN is NaN, in the
+        # value and in the gradient), then mask with where
+        target = ops.where(ops.expand_dims(vis > 0, -1), target, ops.zeros_like(target))
         if self.criterion == "gll":
             per_point = gaussian_nll(mu, chol, target, self.epsilon)
         else:
             per_point = 0.5 * ops.sum(ops.square(target - mu), axis=-1)
-        per_stack = ops.sum(per_point * vis, axis=-1) / float(k)  # (B, S)
+        per_point = ops.where(vis > 0, per_point * vis, ops.zeros_like(per_point))
+        per_stack = ops.sum(per_point, axis=-1) / float(k)  # (B, S)
         lam = ops.convert_to_tensor(self.weights_for(s), dtype=dtype)
         return ops.sum(per_stack * lam, axis=-1)
 

@@ -71,6 +71,21 @@ class LandmarkNetwork(keras.Model):
         #: the config so a ``.keras`` file carries its preprocessing
         self.zoo_spec = None
 
+    @staticmethod
+    def preset_backbone_args(backbone: str, backbone_args) -> dict:
+        """The backbone's constructor arguments for a zoo ``builder`` (families that fix some, such as the
+        paper's feature layer, override this)."""
+        return dict(backbone_args or {})
+
+    @classmethod
+    def from_preset_args(cls, *, backbone: str, codec, backbone_args=None, **kwargs):
+        """Build from a backbone name (zoo.yaml ``builder`` style) and the family's codec."""
+        from lmkzoo.models.backbones import get_backbone
+
+        w, h = codec.input_size
+        bb = get_backbone(backbone, input_shape=(h, w, 3), **cls.preset_backbone_args(backbone, backbone_args))
+        return cls(backbone=bb, codec=codec, **kwargs)
+
     @property
     def num_points(self) -> int:
         return self.codec.num_points

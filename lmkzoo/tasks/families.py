@@ -20,6 +20,7 @@ _FAMILY_MODULES = {
     "laplacekl": "lmkzoo.tasks.laplacekl_family",
     "uglli": "lmkzoo.tasks.uglli_family",
     "heatmap": "lmkzoo.tasks.heatmap_family",
+    "lotr": "lmkzoo.tasks.lotr_family",
 }
 _FAMILIES: dict[str, "Family"] = {}
 
@@ -63,9 +64,16 @@ def family_names() -> list[str]:
 
 
 def register_all() -> None:
-    """Import every family module (each registers its Keras classes and its :class:`Family`)."""
+    """Import every family module and its networks (``lmkzoo.models.<family>``), so every Keras class a saved
+    ``.keras`` file may name is registered, and every :class:`Family`."""
+    import importlib.util
+
+    import lmkzoo.codecs  # noqa: F401  (the codec classes)
+
     for name in _FAMILY_MODULES:
         get_family(name)
+        if importlib.util.find_spec(f"lmkzoo.models.{name}") is not None:
+            importlib.import_module(f"lmkzoo.models.{name}")
 
 
 def get_family(name: str) -> Family:

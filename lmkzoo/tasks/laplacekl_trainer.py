@@ -15,8 +15,11 @@ uses Eq. 5's ``log(1 − D(fake))`` for G, as printed; ``"non_saturating"`` uses
 (the usual GAN practice, same fixed point).
 
 The paper trains with PyTorch's Adam (lr 1e-3, weight decay 1e-5). PyTorch's Adam weight decay is an L2
-term added to the gradient before the Adam moments (not AdamW's decoupled decay), so ``train_step`` adds
-``weight_decay · θ`` to every gradient of both networks and the optimizers are plain Adam.
+term added to the gradient before the Adam moments (not AdamW's decoupled decay): :func:`train_adversarial`
+builds both optimizers with :func:`lmkzoo.tasks.train.build_optimizer`, which maps the recipe's
+``{name: adam, weight_decay: 1e-5}`` to :class:`lmkzoo.tasks.optimizers.AdamL2` (the same optimizer the
+supervised ``train`` uses). The trainer's own ``weight_decay`` (default 0) adds the same L2 term in
+``train_step`` for optimizers that have no decay of their own.
 
 The labeled batches are ``(images, targets)`` from :func:`lmkzoo.data.pipeline.make_dataset` with the
 family codec; the unlabeled batches come from any ``tf.data.Dataset`` of image batches (normalised float,
@@ -55,12 +58,14 @@ class AdversarialLandmarkTrainer(keras.Model):
         discriminator: maps ``(B, H, W, 3 + K)`` to patch logits.
         adversarial_weight: λ (0.001).
         generator_objective: ``"minimax"`` (Eq. 5 as printed) or ``"non_saturating"``.
-        weight_decay: PyTorch-style L2 added to the gradients of both networks (1e-5).
+        weight_decay: PyTorch-style L2 added to the gradients of both networks in ``train_step`` (default 0:
+            prefer optimizers with coupled decay, :class:`~lmkzoo.tasks.optimizers.AdamL2`, as
+            :func:`train_adversarial` does; giving both would decay twice and is refused by ``compile``).
         mean, std: input normalisation, used only for uint8 unlabeled batches.
     """
 
     def __init__(self, generator, discriminator, *, adversarial_weight: float = 1e-3,
-                 generator_objective: str = "minimax", weight_decay: float = 1e-5, mean=None, std=None, **kwargs):
+                 generator_objective: str = "minimax", weight_decay: float = 0.0, mean=None, std=None, **kwargs):
         kwargs.setdefault("name", "adversarial_trainer")
         super().__init__(**kwargs)
         if generator_objective not in GENERATOR_OBJECTIVES:
@@ -105,6 +110,14 @@ class AdversarialLandmarkTrainer(keras.Model):
 
     def compile(self, g_optimizer, d_optimizer, g_loss, **kwargs):
         """``g_optimizer`` / ``d_optimizer``: the two optimizers; ``g_loss``: the supervised loss (LaplaceKL …)."""
+        if self.weight_decay:
+            for which, opt in (("g_optimizer", g_optimizer), ("d_optimizer", d_optimizer)):
+                if getattr(opt, "weight_decay", None):
+                    raise InvalidArgumentError(
+                        f"{which} has its own weight_decay={opt.weight_decay!r} and the trainer adds "
+                        f"weight_decay={self.weight_decay!r} to the gradients: the decay would apply twice; "
+                        "set one of them to 0"
+                    )
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
@@ -298,12 +311,12 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
 
     opt = dict(recipe.get("optimizer") or {"name": "adam", "learning_rate": 1e-3})
     weight_decay = float(opt.get("weight_decay") or 0.0)
-    plain = {**recipe, "optimizer": {**opt, "weight_decay": 0.0}}  # the decay goes into the gradients (PyTorch Adam)
+    # {name: adam, weight_decay: wd} → AdamL2: PyTorch's coupled decay inside both optimizers (the trainer adds none)
     trainer = AdversarialLandmarkTrainer(generator, discriminator, adversarial_weight=adv["weight"],
-                                         generator_objective=adv["generator_objective"], weight_decay=weight_decay,
+                                         generator_objective=adv["generator_objective"], weight_decay=0.0,
                                          mean=spec.mean, std=spec.std)
-    trainer.compile(g_optimizer=build_optimizer(plain, steps_per_epoch, learning_rate=learning_rate, epochs=epochs),
-                    d_optimizer=build_optimizer(plain, steps_per_epoch, learning_rate=learning_rate, epochs=epochs),
+    trainer.compile(g_optimizer=build_optimizer(recipe, steps_per_epoch, learning_rate=learning_rate, epochs=epochs),
+                    d_optimizer=build_optimizer(recipe, steps_per_epoch, learning_rate=learning_rate, epochs=epochs),
                     g_loss=family.default_loss(spec, generator))
     callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
     if val_src is not None:

@@ -77,7 +77,7 @@ def _load_keras_file(path: Path):
 
 
 def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime: str = "keras",
-         sha256: str | None = None, **kwargs):
+         sha256: str | None = None, builder: dict | None = None, **kwargs):
     """Load a landmark model.
 
     Args:
@@ -93,6 +93,12 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
             ``.tflite`` / ``.onnx`` path loads that file (its metadata carries the model's spec). ``num_threads=``
             sets the CPU threads of those runtimes.
         sha256: the expected SHA-256 of a ``weights`` URL or local path (a local file is checked when given).
+        builder: overrides of the zoo entry's ``builder`` arguments, e.g. ``{"num_stacks": 2}`` for ``uglli_hg``,
+            passed to the family's builder (unknown keys raise :class:`~lmkzoo.errors.InvalidArgumentError`). The
+            Landmarker keeps the zoo's spec; the network records the merged arguments in
+            ``network.zoo_spec["builder"]`` (so a saved ``.keras`` file carries them). Applies to zoo names with
+            ``weights=None`` or a ``.weights.h5`` file (which must fit the changed architecture); not to ``.keras``
+            / ``.tflite`` / ``.onnx`` files, which carry their own architecture.
     Returns:
         a :class:`~lmkzoo.tasks.landmarker.Landmarker`.
     """
@@ -102,6 +108,12 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
 
     if runtime not in RUNTIMES:
         raise InvalidArgumentError(f"runtime must be one of {list(RUNTIMES)}; got {runtime!r}")
+    if builder is not None and not isinstance(builder, dict):
+        raise InvalidArgumentError(f"builder must be a dict of builder arguments or None; got {builder!r}")
+    builder = dict(builder or {})
+    model_file = isinstance(name, os.PathLike) or (isinstance(name, str) and name.endswith((".keras", ".tflite", ".onnx")))
+    if builder and model_file:
+        raise InvalidArgumentError(f"builder= changes a zoo model's architecture; {name} is a model file with its own")
     if isinstance(name, (str, os.PathLike)) and Path(os.fspath(name)).suffix in (".tflite", ".onnx"):
         from lmkzoo.export.runtimes import load_exported
 
@@ -113,7 +125,7 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
         return load_exported(name, **kwargs)
     if runtime != "keras":
         num_threads = kwargs.pop("num_threads", None)
-        keras_lm = load(name, weights=weights, sha256=sha256)
+        keras_lm = load(name, weights=weights, sha256=sha256, builder=builder or None)
         return _exported_landmarker(keras_lm, runtime, weights, num_threads=num_threads, **kwargs)
     if name is None:
         name = default_model_name()
@@ -132,7 +144,7 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
             "(zoo weights are verified against zoo.yaml)"
         )
     if weights is None:
-        return Landmarker(spec, build_network(spec), **kwargs)
+        return Landmarker(spec, _build_with(spec, builder), **kwargs)
     if weights == "pretrained":
         file = _pretrained_file(spec)
     elif isinstance(weights, str) and weights.startswith(("http://", "https://", "file://")):
@@ -159,6 +171,8 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
             "frameworks convert with `lmkzoo convert`"
         )
     if file.name.endswith(".keras"):
+        if builder:
+            raise InvalidArgumentError(f"builder= does not apply to {file}: a .keras file carries its own architecture")
         network = _load_keras_file(file)
         if network.num_points != _num_points(spec):
             raise InvalidArgumentError(
@@ -166,12 +180,20 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
             )
         network.zoo_spec = spec.to_dict()
         return Landmarker(spec, network, **kwargs)
-    network = build_network(spec)
+    network = _build_with(spec, builder)
     try:
         network.load_weights(str(file))
     except (ValueError, KeyError) as e:
         raise InvalidArgumentError(f"{file} does not fit {spec.name}: {e}") from None
     return Landmarker(spec, network, **kwargs)
+
+
+def _build_with(spec: ModelSpec, builder: dict):
+    """:func:`build_network` with ``builder`` overrides, recorded in ``network.zoo_spec["builder"]``."""
+    network = build_network(spec, **builder)
+    if builder:
+        network.zoo_spec["builder"] = {**network.zoo_spec["builder"], **builder}
+    return network
 
 
 def _exported_landmarker(keras_lm, runtime: str, weights, *, num_threads=None, **kwargs):

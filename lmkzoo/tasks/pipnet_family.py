@@ -31,6 +31,8 @@ class PIPNetFamily(Family):
         "extra_channels": 512,
         # a packaged mean face name, a (K, 2) list, or None (the scheme's PIPNet mean face)
         "meanface": None,
+        # self-training with curriculum: the extra pooled score maps (training only; no extra weights)
+        "stc_heads": False,
     }
     augment_preset = "pipnet"
 
@@ -62,12 +64,14 @@ class PIPNetFamily(Family):
         codec = self.build_codec(spec, **overrides)
         return PIPNet.from_preset_args(
             backbone=args["backbone"], backbone_args=args["backbone_args"], codec=codec,
-            extra_channels=args["extra_channels"], name=spec.arch,
+            extra_channels=args["extra_channels"], stc_heads=bool(args["stc_heads"]), name=spec.arch,
         )
 
     def default_loss(self, spec, network):
-        from lmkzoo.losses import PIPLoss
+        from lmkzoo.losses import PIPLoss, STCLoss
 
         loss = dict(spec.recipe.get("loss") or {})
         loss.pop("name", None)
+        if getattr(network, "stc_heads", False):  # typed (self-training) targets: the masked GSSL loss
+            return STCLoss(net_stride=network.codec.net_stride, **loss)
         return PIPLoss(net_stride=network.codec.net_stride, **loss)

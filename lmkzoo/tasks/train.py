@@ -63,7 +63,10 @@ def build_optimizer(recipe: dict, steps_per_epoch: int, *, learning_rate: float 
     name = opt.get("name", "adam").lower()
     wd = opt.get("weight_decay") or None
     if name == "adam":
-        return keras.optimizers.Adam(schedule) if not wd else keras.optimizers.AdamW(schedule, weight_decay=float(wd))
+        # PyTorch ``Adam(weight_decay=wd)`` (the papers' recipes): L2 coupled to the gradient, not AdamW's decay
+        from lmkzoo.tasks.optimizers import AdamL2
+
+        return keras.optimizers.Adam(schedule) if not wd else AdamL2(schedule, weight_decay=float(wd))
     if name == "adamw":
         return keras.optimizers.AdamW(schedule, weight_decay=float(wd or 1e-4))
     if name == "lamb":
@@ -194,7 +197,8 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
           batch_size: int | None = None, learning_rate: float | None = None, augment=None,
           builder_overrides: dict | None = None, steps_per_epoch: int | None = None, strategy="one_device",
           precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1, eval_cutoff: float = 0.10,
-          eval_norm: str = "inter_ocular", callbacks=None, unlabeled=None):
+          eval_norm: str = "inter_ocular", callbacks=None, unlabeled=None, unlabeled_crop: dict | None = None,
+          discriminator_overrides: dict | None = None):
     """Train zoo model ``name``.
 
     Args:
@@ -214,6 +218,12 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         seed: fixes initialisation, shuffling and augmentation.
         unlabeled: unlabeled faces for models whose recipe is adversarial (``laplacekl_rcn_d``): a TFDS name or a
             ``tf.data.Dataset``; such models train with :func:`lmkzoo.tasks.laplacekl_trainer.train_adversarial`.
+            For PIPNet recipes with an ``stc`` section (``pipnet_r18_stc``) the unlabeled faces switch on
+            self-training (with curriculum), :func:`lmkzoo.tasks.stc.train_self_training`; without them such a
+            model trains supervised (GSL).
+        unlabeled_crop: crop of the unlabeled faces (default the model's own policy, which for LaplaceKL needs five
+            points per image); ``{"policy": "box", "scale": s}`` crops ``face_image_folder``'s boxes instead.
+        discriminator_overrides: override the recipe's discriminator arguments (adversarial models only).
     Returns:
         ``(network, history)``; ``history`` has the per-epoch logs and ``train_seconds``.
     """
@@ -235,7 +245,18 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         return train_adversarial(name, labeled=data, unlabeled=unlabeled, data_dir=data_dir, train_split=train_split,
                                  val_split=val_split, out_dir=out_dir, epochs=epochs, batch_size=batch_size,
                                  learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
-                                 builder_overrides=builder_overrides, augment=augment, verbose=verbose, seed=seed)
+                                 builder_overrides=builder_overrides, augment=augment, verbose=verbose, seed=seed,
+                                 unlabeled_crop=unlabeled_crop, discriminator_overrides=discriminator_overrides)
+    if spec.recipe.get("stc") and unlabeled is not None:
+        # PIPNet self-training (with curriculum): rounds of pseudo-labelling + retraining, each round through train()
+        from lmkzoo.tasks.stc import train_self_training
+
+        return train_self_training(spec, labeled=data, unlabeled=unlabeled, data_dir=data_dir, manual_dir=manual_dir,
+                                   train_split=train_split, val_split=val_split, out_dir=out_dir, epochs=epochs,
+                                   batch_size=batch_size, learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
+                                   builder_overrides=builder_overrides, augment=augment, strategy=strategy,
+                                   precision=precision, verbose=verbose, seed=seed, eval_every=eval_every,
+                                   callbacks=callbacks)
     family = get_family(spec.family)
     recipe = dict(spec.recipe)
     epochs = int(epochs or recipe.get("epochs", 1))

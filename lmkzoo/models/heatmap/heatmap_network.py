@@ -44,7 +44,6 @@ import keras
 
 from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.models.backbones import get_backbone
 from lmkzoo.models.backbones.backbone import BN_EPSILON, BN_MOMENTUM, make_divisible
 from lmkzoo.models.layers import PixelShuffle, SubPixelConv2DTranspose
 from lmkzoo.models.network import LandmarkNetwork
@@ -112,7 +111,11 @@ class HeatmapNetwork(LandmarkNetwork):
 
     def __init__(self, backbone, codec, strategy: str = "DDDD", filters: int = 256, **kwargs):
         strategy = parse_strategy(strategy)
-        if int(filters) != filters or int(filters) < 4:
+        try:
+            ok = not isinstance(filters, bool) and int(filters) == filters and int(filters) >= 4
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise InvalidArgumentError(f"filters must be an integer >= 4; got {filters!r}")
         filters = int(filters)
         if "S" in strategy and filters % 4:
@@ -148,12 +151,8 @@ class HeatmapNetwork(LandmarkNetwork):
         self.strategy = strategy
         self.filters = filters
 
-    @classmethod
-    def from_preset_args(cls, *, backbone="mobilenetv2", codec, backbone_args=None, **kwargs):
-        """Build from a backbone name (zoo.yaml ``builder`` style), with the paper's feature layer."""
-        w, h = codec.input_size
-        bb = get_backbone(backbone, input_shape=(h, w, 3), **paper_backbone_args(backbone, backbone_args))
-        return cls(backbone=bb, codec=codec, **kwargs)
+    #: the paper's feature layer (MobileNetV2's final 1x1 conv at 1280·width channels)
+    preset_backbone_args = staticmethod(paper_backbone_args)
 
     def get_config(self):
         return {

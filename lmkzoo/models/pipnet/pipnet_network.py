@@ -6,7 +6,6 @@ import keras
 
 from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.models.backbones import get_backbone
 from lmkzoo.models.backbones.backbone import BN_EPSILON, BN_MOMENTUM
 from lmkzoo.models.layers import SubPixelConv2DTranspose
 from lmkzoo.models.network import LandmarkNetwork
@@ -34,13 +33,21 @@ class PIPNet(LandmarkNetwork):
         backbone: a :class:`~lmkzoo.models.backbones.Backbone` (its input shape must be the crop size).
         codec: a :class:`~lmkzoo.codecs.PIPNetCodec` (K, C, stride and input size are read from it).
         extra_channels: channels of the stride layers (512 in PIPNet).
+        stc_heads: add the self-training-with-curriculum score maps (paper §3.3, REFERENCE_FACTS §A9): the
+            *same* ``cls_layer`` applied to the feature map max-pooled 2x2 once (``scores_pool1``, 2x the
+            network stride) and twice (``scores_pool2``, 4x), e.g. 4x4 and 2x2 beside the 8x8 ``scores`` at
+            256 px and stride 32. They add no weights (an STC-trained network's weights load into the plain
+            PIPNet of the same config) and only training reads them: the codec decodes the standard outputs.
     """
 
-    def __init__(self, backbone, codec, extra_channels: int = 512, **kwargs):
+    def __init__(self, backbone, codec, extra_channels: int = 512, stc_heads: bool = False, **kwargs):
         w, h = codec.input_size
         k, c, stride = codec.num_points, codec.num_neighbors, codec.net_stride
         if backbone.stride != 32:
             raise InvalidArgumentError(f"PIPNet needs a stride-32 backbone; got stride {backbone.stride}")
+        if stc_heads and min(codec.grid) < 4:
+            raise InvalidArgumentError(f"stc_heads pool the {codec.grid[0]}x{codec.grid[1]} score grid twice and need a "
+                                       f"grid of at least 4x4; got input {codec.input_size} at stride {stride}")
         inputs = keras.Input(shape=(h, w, 3), name="images")
         x = backbone(inputs)
         bn = dict(epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
@@ -58,28 +65,29 @@ class PIPNet(LandmarkNetwork):
         def head(ch, name):
             return keras.layers.Conv2D(ch, 1, kernel_initializer=_head_init(), bias_initializer="zeros", name=name)(x)
 
+        # one cls_layer object: the STC heads call it again on pooled features (shared weights)
+        cls_layer = keras.layers.Conv2D(k, 1, kernel_initializer=_head_init(), bias_initializer="zeros", name="cls_layer")
         outputs = {
-            "scores": head(k, "cls_layer"),
+            "scores": cls_layer(x),
             "offset_x": head(k, "x_layer"),
             "offset_y": head(k, "y_layer"),
             "neighbor_x": head(k * c, "nb_x_layer"),
             "neighbor_y": head(k * c, "nb_y_layer"),
         }
+        if stc_heads:
+            pooled = keras.layers.MaxPooling2D(2, 2, name="stc_pool1")(x)
+            outputs["scores_pool1"] = cls_layer(pooled)
+            outputs["scores_pool2"] = cls_layer(keras.layers.MaxPooling2D(2, 2, name="stc_pool2")(pooled))
         kwargs.setdefault("name", "pipnet")
         self._finish(inputs, outputs, codec=codec, **kwargs)
         self.backbone = backbone
         self.extra_channels = int(extra_channels)
-
-    @classmethod
-    def from_preset_args(cls, *, backbone="resnet18", codec, backbone_args=None, **kwargs):
-        """Build from a backbone name (zoo.yaml ``builder`` style)."""
-        w, h = codec.input_size
-        bb = get_backbone(backbone, input_shape=(h, w, 3), **(backbone_args or {}))
-        return cls(backbone=bb, codec=codec, **kwargs)
+        self.stc_heads = bool(stc_heads)
 
     def get_config(self):
         return {
             **self._base_config(),
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "extra_channels": self.extra_channels,
+            **({"stc_heads": True} if self.stc_heads else {}),
         }

@@ -1,0 +1,493 @@
+"""Self-training with curriculum (STC) for PIPNet (Jin et al. 2021, §3.3 and §4.5; REFERENCE_FACTS §A9).
+
+``train_self_training(name, labeled=..., unlabeled=...)`` runs PIPNet's GSSL schedule:
+
+0. train on the labelled data alone (every example ``std``);
+1. for each task X of the schedule (``['cls3', 'cls2', 'std', 'std', 'std']`` with the curriculum, ``['std'] * 3``
+   for plain self-training):
+
+   a. pseudo-label the unlabelled faces with the current network through the serving path
+      (:class:`~lmkzoo.tasks.landmarker.Landmarker`: the model's crop of each example's box, decoded landmarks
+      mapped back to image pixels);
+   b. store them as a TFDS-readable artefact: a folder with a CSV in ``landmark_folder``'s ``csv`` layout
+      (absolute image paths, ``x0, y0, ...`` and the face box) and ``provenance.json`` (model, the weights that
+      labelled and their SHA-256, run folder, lmkzoo version, round, task), read back through the
+      ``landmark_folder`` builder with a :class:`LandmarkFolderConfig` passed as ``config=``;
+   c. re-initialise the network and train on the labelled examples (``std``) plus the pseudo-labelled ones typed
+      as X, with a PIPNet whose ``stc_heads`` add the pooled score maps and :class:`~lmkzoo.losses.STCLoss`
+      masking each term by type.
+
+The paper's Task 1 / Task 2 / Task 3 are the types ``cls3`` (the 2x2 map at 256 px), ``cls2`` (4x4) and ``std``.
+Each round's training is :func:`lmkzoo.tasks.train.train` (so epochs resume inside a round after a kill); the
+loop itself resumes at round granularity: finished rounds (``rounds.json``) are skipped and a round's stored
+pseudo-labels are reused when their provenance names the weights that the previous round ended with.
+
+Run folder (``out_dir``): ``round0_std/`` (labelled only), ``round<r>_<task>/pseudo_labels/`` (the artefact) and
+``round<r>_<task>/train/`` (that round's :func:`train` folder), ``unlabeled_images/`` (the unlabelled images as
+files, written once), ``stc_config.json``, ``rounds.json`` (per-round history, pseudo-label statistics and the
+gradient probe), ``history.json`` and ``final.keras`` / ``final.weights.h5``: the last round's network as a plain
+PIPNet (no STC heads; the weights are the same).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lmkzoo.errors import InvalidArgumentError
+
+__all__ = ["CURRICULUM_TASKS", "PLAIN_TASKS", "self_training_tasks", "stc_settings", "write_pseudo_labels",
+           "pseudo_label_config", "load_pseudo_labels", "pseudo_label", "phase_gradients", "train_self_training"]
+
+#: PIPNet's schedules (lib/train_gssl.py): with the curriculum, then plain self-training
+CURRICULUM_TASKS = ("cls3", "cls2", "std", "std", "std")
+PLAIN_TASKS = ("std", "std", "std")
+PSEUDO_CSV = "pseudo_labels.csv"
+PROVENANCE = "provenance.json"
+_DEFAULTS = {"curriculum": True, "std_rounds": 3, "tasks": None, "box_adjust": None, "pseudo_batch_size": 32,
+             "max_unlabeled": None}
+
+
+def self_training_tasks(curriculum: bool = True, std_rounds: int = 3) -> list[str]:
+    """The sample type of the pseudo-labelled data per round: ``cls3, cls2`` (curriculum only), then ``std`` ×
+    ``std_rounds`` (PIPNet: three, "the model converges after three iterations of Task 3")."""
+    if int(std_rounds) < 0:
+        raise InvalidArgumentError(f"std_rounds must be >= 0; got {std_rounds!r}")
+    return (["cls3", "cls2"] if curriculum else []) + ["std"] * int(std_rounds)
+
+
+def stc_settings(spec, **overrides) -> dict:
+    """The recipe's ``stc`` section with defaults (``curriculum``, ``std_rounds``, ``tasks``, ``box_adjust``,
+    ``pseudo_batch_size``, ``max_unlabeled``); ``overrides`` that are not None win."""
+    from lmkzoo.losses.pipnet_stc_loss import STC_TASKS
+
+    raw = spec.recipe.get("stc")
+    if raw is None:
+        raise InvalidArgumentError(f"{spec.name} has no recipe.stc section (self-training with curriculum)")
+    raw = {} if raw is True else dict(raw)
+    unknown = set(raw) - set(_DEFAULTS)
+    if unknown:
+        raise InvalidArgumentError(f"{spec.name}: unknown recipe.stc keys {sorted(unknown)}; allowed: {sorted(_DEFAULTS)}")
+    s = {**_DEFAULTS, **raw, **{k: v for k, v in overrides.items() if v is not None}}
+    tasks = list(s["tasks"]) if s["tasks"] is not None else self_training_tasks(bool(s["curriculum"]), s["std_rounds"])
+    bad = [t for t in tasks if t not in STC_TASKS]
+    if bad:
+        raise InvalidArgumentError(f"unknown self-training tasks {bad}; allowed: {sorted(STC_TASKS)}")
+    s["tasks"] = tasks
+    return s
+
+
+# ---------------------------------------------------------------------------------------------- artefact
+def write_pseudo_labels(folder, *, images, points, boxes, scheme: str, provenance: dict, scores=None) -> Path:
+    """Write a pseudo-label artefact: ``folder/pseudo_labels.csv`` (``landmark_folder``'s ``csv`` layout:
+    ``image`` (absolute path), ``x0, y0, ..., x{K-1}, y{K-1}`` in image pixels (lmkzoo's corner convention),
+    ``box_x0 .. box_y1`` (the face box the crop came from) and ``mean_score``) and ``folder/provenance.json``.
+    Returns the folder."""
+    from lmkzoo import schemes
+
+    import shutil
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder / "tfds", ignore_errors=True)  # a prepared copy of older labels would be read otherwise
+    k = schemes.get(scheme).num_points
+    pts = np.asarray(points, np.float64).reshape(len(images), k, 2)
+    bx = np.asarray(boxes, np.float64).reshape(len(images), 4)
+    sc = np.full(len(images), np.nan) if scores is None else np.asarray(scores, np.float64).reshape(len(images), -1).mean(1)
+    tmp = folder / f".{PSEUDO_CSV}.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", *[f"{a}{i}" for i in range(k) for a in "xy"], "box_x0", "box_y0", "box_x1", "box_y1",
+                    "mean_score"])
+        for img, p, b, s in zip(images, pts, bx, sc):
+            w.writerow([str(Path(img).resolve()), *[f"{v:.3f}" for v in p.reshape(-1)], *[f"{v:.3f}" for v in b],
+                        f"{s:.5f}"])
+    tmp.replace(folder / PSEUDO_CSV)
+    meta = {**provenance, "scheme": scheme, "num_faces": len(images), "csv": PSEUDO_CSV,
+            "tfds": {"builder": "landmark_folder", "config": dataclasses.asdict(pseudo_label_config(scheme))}}
+    (folder / PROVENANCE).write_text(json.dumps(meta, indent=2, default=str))
+    return folder
+
+
+def pseudo_label_config(scheme: str, name: str = "pseudo_labels"):
+    """The :class:`LandmarkFolderConfig` that reads an artefact folder (its manual dir)."""
+    from datasets_tfds.landmark_folder.landmark_folder_dataset_builder import LandmarkFolderConfig
+
+    return LandmarkFolderConfig(name=name, description="lmkzoo self-training pseudo-labels (see provenance.json)",
+                                scheme=scheme, format="csv", splits={"train": PSEUDO_CSV})
+
+
+def load_pseudo_labels(folder, *, task=None, data_dir=None):
+    """An artefact folder as a ``tf.data.Dataset`` of examples, through the ``landmark_folder`` builder.
+
+    Returns ``(dataset, provenance)``. The TFDS files go to ``data_dir`` (default ``folder/tfds``). With
+    ``task`` (a type name or id) each example carries it as ``task`` (int32) for ``codec.encode``."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    import datasets_tfds  # noqa: F401  (registers the builders)
+    from lmkzoo.losses.pipnet_stc_loss import STC_TASKS
+
+    folder = Path(folder)
+    meta_file = folder / PROVENANCE
+    if not meta_file.exists():
+        raise InvalidArgumentError(f"{folder} is not a pseudo-label artefact: {PROVENANCE} is missing")
+    meta = json.loads(meta_file.read_text())
+    b = tfds.builder("landmark_folder", config=pseudo_label_config(meta["scheme"]),
+                     data_dir=str(data_dir or folder / "tfds"))
+    b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(folder)))
+    ds = b.as_dataset(split="train", shuffle_files=False)
+    if task is not None:
+        tid = STC_TASKS[task] if isinstance(task, str) else int(task)
+        ds = ds.map(lambda ex: {**ex, "task": tf.constant(tid, tf.int32)})
+    return ds, meta
+
+
+# ---------------------------------------------------------------------------------------------- unlabelled data
+def _split_name(name: str, default: str):
+    """``"tfds_name[/config][:split]"`` → ``(name, split)``."""
+    if ":" in name:
+        name, split = name.rsplit(":", 1)
+        return name, split
+    return name, default
+
+
+def _unlabeled_stream(unlabeled, *, split="train", data_dir=None):
+    """``(dataset of {"image", "raw", "bbox", "has_box"}, description)``. TFDS sources keep the encoded bytes
+    (``raw``), so the image files are written exactly; other datasets have ``raw`` empty (encoded as PNG)."""
+    import tensorflow as tf
+
+    if isinstance(unlabeled, str):
+        import tensorflow_datasets as tfds
+
+        import datasets_tfds  # noqa: F401
+
+        name, split = _split_name(unlabeled, split)
+        b = tfds.builder(name, data_dir=data_dir)
+        b.download_and_prepare()
+        ds = b.as_dataset(split=split, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+        desc = f"{name}:{split}"
+
+        def fn(ex):
+            out = {"image": tf.io.decode_image(ex["image"], channels=3, expand_animations=False), "raw": ex["image"]}
+            out["bbox"] = tf.cast(ex["bbox"], tf.float32) if "bbox" in ex else tf.zeros([4], tf.float32)
+            out["has_box"] = tf.constant("bbox" in ex)
+            return out
+
+        return ds.map(fn), desc
+    if not isinstance(unlabeled, tf.data.Dataset):
+        raise InvalidArgumentError(f"unlabeled must be a TFDS name or a tf.data.Dataset; got {type(unlabeled).__name__}")
+    spec = unlabeled.element_spec
+    if isinstance(spec, dict):
+        if "image" not in spec:
+            raise InvalidArgumentError(f"unlabeled examples need an 'image' key; got keys {sorted(spec)}")
+        has_box = "bbox" in spec
+        ds = unlabeled.map(lambda ex: {"image": ex["image"], "raw": tf.constant(b""),
+                                       "bbox": tf.cast(ex["bbox"], tf.float32) if has_box else tf.zeros([4], tf.float32),
+                                       "has_box": tf.constant(has_box)})
+    else:
+        ds = unlabeled.map(lambda img: {"image": img, "raw": tf.constant(b""), "bbox": tf.zeros([4], tf.float32),
+                                        "has_box": tf.constant(False)})
+    return ds, "<dataset>"
+
+
+def _image_suffix(raw: bytes) -> str:
+    if raw[:3] == b"\xff\xd8\xff":
+        return ".jpg"
+    if raw[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"
+    if raw[:2] == b"BM":
+        return ".bmp"
+    return ""
+
+
+def _materialise(stream, folder: Path, *, max_images=None):
+    """Write the unlabelled images once as files (``folder/000000.jpg`` ...; encoded bytes kept as they are,
+    decoded-only images as PNG) with ``index.json`` (file, face box): the pseudo-label CSVs point at them."""
+    import tensorflow as tf
+
+    index_file = folder / "index.json"
+    if index_file.exists():
+        index = json.loads(index_file.read_text())
+        if max_images is None or index.get("max_images") == max_images:
+            return index["items"]
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i, ex in enumerate(stream.as_numpy_iterator()):
+        if max_images is not None and i >= int(max_images):
+            break
+        raw = bytes(ex["raw"])
+        suffix = _image_suffix(raw)
+        if not suffix:
+            raw, suffix = tf.io.encode_png(ex["image"]).numpy(), ".png"
+        path = folder / f"{i:06d}{suffix}"
+        path.write_bytes(raw)
+        h, w = ex["image"].shape[:2]
+        box = ex["bbox"].tolist() if bool(ex["has_box"]) else [0.0, 0.0, float(w), float(h)]
+        items.append({"file": str(path.resolve()), "bbox": [float(v) for v in box]})
+    if not items:
+        raise InvalidArgumentError("the unlabeled source holds no images")
+    index_file.write_text(json.dumps({"count": len(items), "max_images": max_images, "items": items}))
+    return items
+
+
+def pseudo_label(network, spec, items, *, batch_size: int = 32, box_adjust=None):
+    """Landmarks of every unlabelled face through the serving path: ``Landmarker(spec, network).predict`` with the
+    face box (optionally ``box_adjust``-ed: ``{"scale": s, "shift": [dx, dy]}`` of the box) under the model's crop.
+    Returns ``(points (N, K, 2) image pixels, scores (N, K), boxes (N, 4))``."""
+    from lmkzoo import crops
+    from lmkzoo.image_io import read_image
+    from lmkzoo.tasks.landmarker import Landmarker
+
+    if spec.crop.get("policy", "box") != "box":
+        raise InvalidArgumentError(f"self-training labels unlabeled faces by their boxes; {spec.name} crops by "
+                                   f"{spec.crop.get('policy')!r}")
+    lm = Landmarker(spec, network, batch_size=batch_size)
+    pts, scores, boxes = [], [], []
+    for i in range(0, len(items), batch_size):
+        chunk = items[i : i + batch_size]
+        imgs = [read_image(it["file"]) for it in chunk]
+        bx = [np.asarray(it["bbox"], np.float64) for it in chunk]
+        if box_adjust:
+            bx = [crops.crop_box(b, box_adjust) for b in bx]
+        res = lm.predict(imgs, boxes=[[b] for b in bx], detector=None)
+        for faces, b in zip(res, bx):
+            pts.append(faces[0].points)
+            scores.append(faces[0].scores)
+            boxes.append(b)
+    return np.stack(pts), np.stack(scores), np.stack(boxes)
+
+
+# ---------------------------------------------------------------------------------------------- gradient probe
+def phase_gradients(network, loss, images, targets) -> dict:
+    """L2 norms of the gradient of ``loss`` on one batch w.r.t. each network output map and the head kernels:
+    shows which heads a batch of a given sample type trains (``{"outputs": {...}, "kernels": {...}}``)."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        out = network(images, training=False)
+        value = tf.reduce_mean(loss.call(targets, out))
+    names = sorted(out)
+    heads = [n for n in ("cls_layer", "x_layer", "y_layer", "nb_x_layer", "nb_y_layer")
+             if any(l.name == n for l in network.layers)]
+    kernels = [network.get_layer(n).kernel for n in heads]
+    grads = tape.gradient(value, [out[n] for n in names] + kernels)
+    norm = lambda g: 0.0 if g is None else float(tf.norm(g))  # noqa: E731
+    return {"loss": float(value), "outputs": {n: norm(g) for n, g in zip(names, grads[: len(names)])},
+            "kernels": {n: norm(g) for n, g in zip(heads, grads[len(names):])}}
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def _examples(ds, task_id: int):
+    """Example dicts reduced to the keys the pipeline reads, typed with ``task``."""
+    import tensorflow as tf
+
+    return ds.map(lambda ex: {"image": ex["image"], "landmarks": tf.cast(ex["landmarks"], tf.float32),
+                              "visible": tf.cast(ex["visible"], tf.float32) if "visible" in ex
+                              else tf.ones(tf.shape(ex["landmarks"])[:1], tf.float32),
+                              "bbox": tf.cast(ex["bbox"], tf.float32), "task": tf.constant(task_id, tf.int32)})
+
+
+def _mix(labeled, pseudo, n_labeled: int, n_pseudo: int, seed: int):
+    """Labelled and pseudo-labelled examples interleaved in a fixed random order (known cardinality), so the
+    training stream's shuffle buffer mixes them at any size."""
+    import tensorflow as tf
+
+    order = np.random.default_rng([seed, 0x57C]).permutation(np.r_[np.zeros(n_labeled, np.int64), np.ones(n_pseudo, np.int64)])
+    mixed = tf.data.Dataset.choose_from_datasets([labeled, pseudo], tf.data.Dataset.from_tensor_slices(order))
+    return mixed.apply(tf.data.experimental.assert_cardinality(n_labeled + n_pseudo))
+
+
+def _plain_copy(network, spec, overrides):
+    """The same network without STC heads (identical weights): what is saved and exported."""
+    from lmkzoo.tasks.loader import build_network
+
+    plain = build_network(spec, **{**overrides, "stc_heads": False})
+    plain.set_weights(network.get_weights())
+    plain.zoo_spec = spec.to_dict()
+    plain.zoo_spec["builder"] = {**plain.zoo_spec["builder"], **{k: v for k, v in overrides.items() if k != "stc_heads"}}
+    return plain
+
+
+def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = None, tasks=None, rounds: int | None = None,
+                        std_rounds: int | None = None, data_dir=None, manual_dir=None, train_split: str = "train",
+                        val_split: str | None = "validation", unlabeled_split: str = "train", out_dir="runs/stc",
+                        epochs: int | None = None, batch_size: int | None = None, learning_rate: float | None = None,
+                        steps_per_epoch: int | None = None, builder_overrides: dict | None = None, augment=None,
+                        box_adjust: dict | None = None, max_unlabeled: int | None = None, strategy="one_device",
+                        precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1, callbacks=None):
+    """PIPNet self-training (with curriculum by default) of zoo model ``name`` (a PIPNet whose recipe has ``stc``).
+
+    Args:
+        name: ``arch[.tag]`` or a :class:`~lmkzoo.registry.ModelSpec` (e.g. a shrunk copy).
+        labeled: a TFDS name (``train_split`` / ``val_split``), a ``(train, val)`` pair of example datasets (``val``
+            may be None) or one example dataset.
+        unlabeled: a TFDS name (``"face_image_folder/folder"``, optionally ``":split"``; default split
+            ``unlabeled_split``) or a ``tf.data.Dataset`` of examples (``image`` [+ ``bbox``]) or images. Faces
+            are cropped from their box (the whole image without one) with the model's crop policy.
+        curriculum, std_rounds, tasks: the schedule (default the recipe's ``stc`` section: curriculum
+            ``cls3, cls2, std, std, std``; ``curriculum=False``: ``std`` × 3); ``tasks`` gives it explicitly.
+        rounds: run only the first ``rounds`` self-training rounds of the schedule.
+        epochs, batch_size, learning_rate, steps_per_epoch, augment, builder_overrides, strategy, precision,
+            eval_every, callbacks: as :func:`lmkzoo.tasks.train.train`, for every round (the paper trains every
+            round as long as the supervised run).
+        box_adjust: ``{"scale": s, "shift": [dx, dy]}`` applied to the unlabelled boxes first (paper: dataset
+            specific box conventions).
+        max_unlabeled: use at most this many unlabelled images.
+    Returns:
+        ``(network, history)``: the last round's network as a plain PIPNet, and ``{"rounds": {...}, "tasks",
+        "train_seconds", "loss", "val_nme"}``; ``rounds["round<r>_<task>"]`` (also ``rounds.json``, a list) holds
+        that round's task, Keras history, pseudo-label statistics and the gradient probe (:func:`phase_gradients`
+        on a labelled and a pseudo-labelled batch); ``loss`` / ``val_nme`` are the rounds' last-epoch values.
+    """
+    import lmkzoo
+    from lmkzoo.data.pipeline import compute_meanface, make_dataset
+    from lmkzoo.hub import sha256_file
+    from lmkzoo.losses.pipnet_stc_loss import STC_TASKS
+    from lmkzoo.registry import get_spec
+    from lmkzoo.tasks.families import get_family
+    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.tasks.train import _atomic_save, _source, train
+
+    spec = name if hasattr(name, "family") else get_spec(name)
+    if spec.family != "pipnet":
+        raise InvalidArgumentError(f"self-training with curriculum is PIPNet's; {spec.name} is family {spec.family!r}")
+    settings = stc_settings(spec, curriculum=curriculum, std_rounds=std_rounds, tasks=tasks, box_adjust=box_adjust,
+                            max_unlabeled=max_unlabeled)
+    schedule = settings["tasks"][: rounds if rounds is not None else None]
+    family = get_family("pipnet")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    if isinstance(labeled, str):
+        train_src = _source(labeled, train_split, data_dir, manual_dir)
+        val_src = _source(labeled, val_split, data_dir, None) if val_split else None
+    elif isinstance(labeled, (tuple, list)):
+        train_src, val_src = labeled
+    else:
+        train_src, val_src = labeled, None
+    n_labeled = int(train_src.cardinality().numpy())
+    if n_labeled <= 0:
+        raise InvalidArgumentError("the labeled training set must have a known, non-zero size")
+    stream, unlabeled_desc = _unlabeled_stream(unlabeled, split=unlabeled_split, data_dir=data_dir)
+
+    overrides = dict(builder_overrides or {})
+    config = {"model": spec.name, "labeled": labeled if isinstance(labeled, str) else "<datasets>",
+              "unlabeled": unlabeled_desc, "tasks": schedule, "settings": settings, "epochs": epochs,
+              "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed, "builder_overrides": overrides}
+    cfg_file = out / "stc_config.json"
+    if cfg_file.exists():
+        old = json.loads(cfg_file.read_text())
+        if old.get("model") != spec.name:
+            raise InvalidArgumentError(f"{out} holds a self-training run of {old.get('model')}; this one trains "
+                                       f"{spec.name}: use another out_dir")
+        overrides.setdefault("meanface", old["builder_overrides"].get("meanface"))
+    if "meanface" not in overrides or overrides["meanface"] is None:
+        # one mean face (neighbour tables) from the labelled data for every round
+        mf = compute_meanface(train_src, crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme)
+        overrides["meanface"] = mf.round(6).tolist()
+    config["builder_overrides"] = overrides
+    cfg_file.write_text(json.dumps(config, indent=2, default=str))
+    stc_overrides = {**overrides, "stc_heads": True}
+
+    rounds_file = out / "rounds.json"
+    done = json.loads(rounds_file.read_text()) if rounds_file.exists() else []
+    # finished rounds are kept while they agree with this schedule (round 0, labelled only, is common to all)
+    full = ["std", *schedule]
+    agree = 0
+    while agree < min(len(done), len(full)) and done[agree].get("task") == full[agree] and Path(done[agree]["weights"]).exists():
+        agree += 1
+    done = done[:agree]
+    common = dict(crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme, mean=spec.mean, std=spec.std)
+    train_kw = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
+                    augment=augment, strategy=strategy, precision=precision, verbose=verbose, seed=seed,
+                    eval_every=eval_every, callbacks=callbacks)
+    labeled_typed = _examples(train_src, STC_TASKS["std"])
+    probe_bs = int(batch_size or spec.recipe.get("batch_size", 16))
+    items = None
+    network, weights_file = None, None
+    t_start = time.time()
+    for r, task in enumerate(full):
+        rdir = out / f"round{r}_{task}"
+        record = {"round": r, "task": task, "task_id": STC_TASKS[task]}
+        if r < len(done):
+            network, weights_file = None, Path(done[r]["weights"])  # finished before: loaded when needed
+            continue
+        if network is None and weights_file is not None:
+            network = build_network(spec, **stc_overrides)
+            network.load_weights(str(weights_file))
+        if r == 0:
+            data = (labeled_typed, val_src)
+            pseudo_typed = None
+        else:
+            # (a) pseudo-label with the current network, (b) store / re-read the artefact
+            if items is None:
+                items = _materialise(stream, out / "unlabeled_images", max_images=settings["max_unlabeled"])
+            pdir = rdir / "pseudo_labels"
+            wsha = done[r - 1]["weights_sha256"]
+            meta_file = pdir / PROVENANCE
+            fresh = meta_file.exists() and json.loads(meta_file.read_text()).get("weights_sha256") == wsha
+            t0 = time.time()
+            if not fresh:
+                import shutil
+
+                # new labels: a training state left in this round's folder (other labels) must not be resumed
+                shutil.rmtree(rdir / "train", ignore_errors=True)
+                pts, scores, boxes = pseudo_label(network, spec, items, batch_size=int(settings["pseudo_batch_size"]),
+                                                  box_adjust=settings["box_adjust"])
+                write_pseudo_labels(pdir, images=[it["file"] for it in items], points=pts, boxes=boxes, scores=scores,
+                                    scheme=spec.scheme, provenance={
+                                        "model": spec.name, "family": spec.family, "weights": str(weights_file),
+                                        "weights_sha256": wsha, "run": str(out.resolve()),
+                                        "lmkzoo_version": lmkzoo.__version__, "round": r, "task": task,
+                                        "labelled_by_round": r - 1, "unlabeled": unlabeled_desc,
+                                        "crop": dict(spec.crop), "box_adjust": settings["box_adjust"],
+                                        "input_size": list(spec.input_size),
+                                        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                                    })
+            pseudo, meta = load_pseudo_labels(pdir, task=task)
+            record["pseudo_labels"] = {"folder": str(pdir), "num_faces": meta["num_faces"], "seconds": time.time() - t0,
+                                       "reused": fresh}
+            pseudo_typed = _examples(pseudo, STC_TASKS[task])
+            data = (_mix(labeled_typed, pseudo_typed, n_labeled, int(meta["num_faces"]), seed + r), val_src)
+        # (c) a freshly initialised network on labelled (std) + pseudo-labelled (typed) data
+        network, hist = train(spec, data=data, out_dir=rdir / "train", builder_overrides=stc_overrides, **train_kw)
+        weights_file = rdir / "train" / "final.weights.h5"
+        record["history"] = hist
+        record["weights"] = str(weights_file)
+        record["weights_sha256"] = sha256_file(weights_file)
+        # which heads this round's batches train: one labelled and one pseudo-labelled batch
+        loss = family.default_loss(spec, network)
+        probe = {}
+        for which, src in (("labeled", labeled_typed), ("pseudo", pseudo_typed)):
+            if src is None:
+                continue
+            ds = make_dataset(src.take(probe_bs), codec=network.codec, training=True, batch_size=probe_bs,
+                              drop_remainder=False, augment="none", seed=seed, epochs=1, **common)
+            images, targets = next(iter(ds))
+            probe[which] = phase_gradients(network, loss, images, targets)
+        record["phase_gradients"] = probe
+        done = done[:r] + [record]
+        rounds_file.write_text(json.dumps(done, indent=2, default=float))
+    if network is None:
+        network = build_network(spec, **stc_overrides)
+        network.load_weights(str(weights_file))
+    final = _plain_copy(network, spec, overrides)
+    _atomic_save(final, out / "final.keras")
+    _atomic_save(final, out / "final.weights.h5", weights_only=True)
+    # per-round records keyed by folder (a dict: the CLI prints only the last value of each list)
+    summary = {"tasks": schedule, "rounds": {f"round{d['round']}_{d['task']}": d for d in done},
+               "train_seconds": time.time() - t_start,
+               "loss": [r["history"]["loss"][-1] for r in done if "loss" in r["history"]]}
+    for key in ("val_nme",):
+        vals = [r["history"][key][-1] for r in done if key in r["history"]]
+        if vals:
+            summary[key] = vals
+    (out / "history.json").write_text(json.dumps(summary, indent=2, default=float))
+    return final, summary
