@@ -204,13 +204,16 @@ def apply_affine(points, m) -> np.ndarray:
 def invert_affine(m) -> np.ndarray:
     """Inverse of a 2x3 affine (batched)."""
     m = _as_affine(m)
-    a = m[..., :, :2]
-    det = np.linalg.det(a)
+    a, b, c = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
+    d, e, f = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
+    det = a * e - b * d  # closed form: this runs once per face in predict
     if np.any(np.abs(det) < 1e-12):
         raise InvalidArgumentError("affine transform is singular (determinant 0) and cannot be inverted")
-    ainv = np.linalg.inv(a)
-    t = -np.einsum("...ij,...j->...i", ainv, m[..., :, 2])
-    return np.concatenate([ainv, t[..., None]], axis=-1)
+    ia, ib, id_, ie = e / det, -b / det, -d / det, a / det
+    out = np.empty(m.shape, dtype=np.float64)
+    out[..., 0, 0], out[..., 0, 1], out[..., 0, 2] = ia, ib, -(ia * c + ib * f)
+    out[..., 1, 0], out[..., 1, 1], out[..., 1, 2] = id_, ie, -(id_ * c + ie * f)
+    return out
 
 
 def compose_affine(*ms) -> np.ndarray:

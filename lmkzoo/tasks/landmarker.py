@@ -169,6 +169,8 @@ class Landmarker:
 
     # ------------------------------------------------------------------------------------------ predict
     def _run(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        if len(crops) <= self.batch_size:
+            return self.runner(crops)
         outs = []
         for i in range(0, len(crops), self.batch_size):
             outs.append(self.runner(crops[i : i + self.batch_size]))
