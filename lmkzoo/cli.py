@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from lmkzoo.errors import LmkzooError
@@ -266,7 +267,7 @@ def _cmd_evaluate(args) -> int:
     from lmkzoo.tasks.evaluate import evaluate
 
     report = evaluate(args.model, args.data, data_dir=args.data_dir, manual_dir=args.manual_dir, norm=args.norm,
-                      cutoff=args.cutoff, subsets=not args.no_subsets, flip_test=args.flip, batch_size=args.batch_size,
+                      cutoff=args.cutoff, subsets=args.subsets, flip_test=args.flip, batch_size=args.batch_size,
                       out_dir=args.out, weights=args.weights, runtime=args.runtime, max_faces=args.max_faces)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.markdown())
     if report.files:
@@ -483,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--strategy", default="one_device", choices=["one_device", "mirrored", "multi_worker", "tpu"])
     sp.add_argument("--precision", help="Keras dtype policy, e.g. mixed_bfloat16")
     sp.add_argument("--unlabeled", help="unlabeled faces (TFDS name) for adversarial recipes (laplacekl_rcn_d) and self-training "
-                    "ones (pipnet_r18_stc: STC rounds, NAME[:SPLIT]; without --unlabeled it trains supervised)")
+                    "ones (pipnet_r18_stc: STC rounds on NAME[:SPLIT][,NAME...] or a paradigm of the recipe, uda or gssl; "
+                    "gsl or no --unlabeled trains supervised)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", default="runs/train", help="run folder; started again with the same folder, a run resumes")
 
@@ -498,7 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--norm", choices=["inter_ocular", "inter_pupil", "bbox", "diagonal", "image"],
                     help="NME normalisation (default: the dataset's standard one)")
     sp.add_argument("--cutoff", type=float, help="FR / AUC cutoff (default: the dataset's standard one)")
-    sp.add_argument("--no-subsets", action="store_true", help="skip the per-subset rows")
+    sp.add_argument("--subsets", action=argparse.BooleanOptionalAction, default=True,
+                    help="per-subset rows (300W common/challenge, WFLW attributes, 300VW categories, ...); default on")
     sp.add_argument("--flip", action="store_true", help="flip test (average with the mirrored crop)")
     sp.add_argument("--batch-size", type=int, default=32)
     sp.add_argument("--max-faces", type=int, help="only the first N faces")
@@ -583,6 +586,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``lmkzoo list | head``): stop quietly, as Unix tools do; point stdout at devnull so
+        # the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ import numpy as np
 from lmkzoo import geometry
 from lmkzoo.errors import InvalidArgumentError
 
-__all__ = ["crop_box", "crop_affine", "five_point_hull_box"]
+__all__ = ["crop_box", "crop_affine", "five_point_hull_box", "as_pair", "template_kwargs"]
 
 
-def _pair(v, default):
+def as_pair(v, default):
+    """A crop setting as ``(x, y)``: ``None`` → ``(default, default)``, one number → both, else its two values."""
     if v is None:
         return (float(default), float(default))
     if np.isscalar(v):
@@ -34,10 +35,20 @@ def _pair(v, default):
     return (float(v[0]), float(v[1]))
 
 
+def template_kwargs(crop: Mapping) -> dict:
+    """The ``five_point`` policy's template arguments (``face_scale``, ``shift_y``) set in ``crop``."""
+    kw = {}
+    if crop.get("template_scale") is not None:
+        kw["face_scale"] = float(crop["template_scale"])
+    if crop.get("template_shift") is not None:
+        kw["shift_y"] = float(crop["template_shift"])
+    return kw
+
+
 def crop_box(box, crop: Mapping) -> np.ndarray:
     """The image-space box that the ``box`` policy cuts for a face box ``(x0, y0, x1, y1)``."""
-    sx, sy = _pair(crop.get("scale"), 1.0)
-    shift = _pair(crop.get("shift"), 0.0)
+    sx, sy = as_pair(crop.get("scale"), 1.0)
+    shift = as_pair(crop.get("shift"), 0.0)
     b = geometry.enlarge_box(box, (sx, sy), shift=shift)
     if crop.get("square", False):
         b = geometry.square_box(b)
@@ -62,12 +73,7 @@ def crop_affine(crop: Mapping, input_size, *, box=None, five_points=None, image_
     if policy == "five_point":
         if five_points is None:
             raise InvalidArgumentError("the 'five_point' crop policy needs five points")
-        kw = {}
-        if crop.get("template_scale") is not None:
-            kw["face_scale"] = float(crop["template_scale"])
-        if crop.get("template_shift") is not None:
-            kw["shift_y"] = float(crop["template_shift"])
-        return geometry.align_five_points(five_points, input_size, **kw)
+        return geometry.align_five_points(five_points, input_size, **template_kwargs(crop))
     if policy == "five_point_hull":
         if five_points is None:
             raise InvalidArgumentError("the 'five_point_hull' crop policy needs five points")

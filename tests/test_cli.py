@@ -33,3 +33,12 @@ def test_console_script_is_installed_and_fast_without_tensorflow():
     code = "import sys, lmkzoo.cli; lmkzoo.cli.main(['list']); print('tensorflow' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip().endswith("False")
+
+
+def test_closed_pipe_ends_quietly():
+    """``lmkzoo list | head -1``: the reader leaves early; lmkzoo stops without a BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "lmkzoo.cli", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            bufsize=0)
+    proc.stdout.close()  # before lmkzoo has written anything (it is still importing): its first write fails
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 141) and "Traceback" not in err and "BrokenPipe" not in err

@@ -88,7 +88,7 @@ def test_accuracy_on_the_dlib_faces_through_the_detector(lm, shared_data):
     print(f"\n  faces68_dlib through the detector: NME {100 * nme.mean():.2f} % (median {100 * np.median(nme):.2f} %), "
           f"FR@0.10 {100 * metrics.failure_rate(nme, 0.10):.1f} %")
     assert len(nme) == 43
-    assert nme.mean() < 0.10
+    assert nme.mean() < 0.06  # measured 5.00 % (zoo.yaml card); the mapped teacher scores 5.28 % in-sample
 
 
 @pytest.mark.slow

@@ -99,3 +99,25 @@ def test_detector_bad_input():
     with pytest.raises(InvalidArgumentError, match="min_score"):
         BlazeFaceDetector(min_score=1.5)
     assert set(BLAZEFACE_CALIBRATION) == {"full", "short"}
+
+
+@pytest.mark.parametrize("name", ["heatmap_mnv2_025", "laplacekl_rcn", "lotr_m"])
+@pytest.mark.parametrize("detector", ["default", "haar"])
+def test_aligned_families_predict_from_the_detector(name, detector):
+    """Families that crop on five points (heatmap, LOTR) or their hull (LaplaceKL) take the detector's boxes: the
+    embedded default model supplies the five points, so the result is what those five points give."""
+    import keras
+
+    import lmkzoo
+
+    keras.utils.set_random_seed(0)
+    lm = lmkzoo.load(name, weights=None)
+    img = read_image(SAMPLE)
+    det = default_detector() if detector == "default" else HaarFaceDetector()
+    boxes = det(img).boxes
+    faces = lm.predict(img, detector=det)
+    assert len(faces) == len(boxes) == 1
+    assert faces[0].points.shape == (lm.scheme.num_points, 2) and np.all(np.isfinite(faces[0].points))
+    helper = lmkzoo.load()
+    five = helper.scheme.five_points(helper.predict(img, boxes=boxes)[0].points)
+    np.testing.assert_allclose(faces[0].points, lm.predict(img, five_points=[five])[0].points, atol=1e-3)

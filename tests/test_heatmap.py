@@ -1,13 +1,13 @@
 """Heatmap family (Earp et al. 2021): codec encode/decode (argmax, quarter offset, DARK), network, loss, zoo
 entries and Table 3 compute, TFLite lowering, load + predict (flip test), tiny training on the shared data."""
 
-import csv
 import dataclasses
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from lfw_faces import check_five_point_predict_and_flip_test, load_faces, teacher_rows
 
 import lmkzoo
 from lmkzoo import geometry, schemes
@@ -374,40 +374,10 @@ def test_tflite_lowering_pixel_shuffle_and_gpu_friendly_decode():
 
 
 # ------------------------------------------------------------------------------------------------ load + predict
-def _teacher_rows(shared_data):
-    with open(shared_data / "lfw_faces" / "teacher68.csv") as f:
-        rows = [r for r in list(csv.reader(f))[1:] if r[1] == "1"]
-    return rows
-
-
-def _load_faces(shared_data, rows):
-    import cv2
-
-    images = np.stack([cv2.cvtColor(cv2.imread(str(shared_data / "lfw_faces" / r[0])), cv2.COLOR_BGR2RGB) for r in rows])
-    pts = np.array([[float(v) for v in r[2:]] for r in rows], np.float32).reshape(-1, 68, 2)
-    return images, pts
-
-
 def test_load_and_predict_with_five_points_and_flip_test(shared_data):
     lm = lmkzoo.load("heatmap_mnv2_sdd", weights=None)
     assert lm.spec.family == "heatmap" and lm.network.output["heatmaps"].shape[1:] == (48, 48, 106)
-    images, pts = _load_faces(shared_data, _teacher_rows(shared_data)[:2])
-    fp = schemes.get("ibug68").five_points(pts[0])
-    faces = lm.predict(images[0], five_points=[fp])
-    assert len(faces) == 1 and faces[0].points.shape == (106, 2) and faces[0].scheme == "jd106"
-    assert faces[0].covariance is None and np.all(np.isfinite(faces[0].points))
-    # flip test = mean of the crop's prediction and its mirror's, flipped back with the scheme permutation
-    flipped = lm.predict(images[0], five_points=[fp], flip_test=True)[0]
-    m = geometry.align_five_points(fp, 192, face_scale=0.8, shift_y=-0.16)
-    crop = geometry.warp_affine(images[0], m, 192)
-    plain = lm.runner(crop[None])["landmarks"][0]
-    mirror = lm.runner(crop[None, :, ::-1].copy())["landmarks"][0]
-    expected = (plain + geometry.flip_points(mirror, 192, schemes.get("jd106").flip_permutation)) / 2
-    assert np.allclose(flipped.points, geometry.apply_affine(expected, geometry.invert_affine(m)), atol=1e-3)
-    assert np.allclose(faces[0].points, geometry.apply_affine(plain, geometry.invert_affine(m)), atol=1e-3)
-    # a list of images with one five-point set each
-    both = lm.predict(list(images), five_points=[[fp], [schemes.get("ibug68").five_points(pts[1])]])
-    assert [len(f) for f in both] == [1, 1]
+    check_five_point_predict_and_flip_test(lm, shared_data)
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -420,14 +390,14 @@ def test_tiny_model_learns_on_lfw_teacher_labels(shared_data):
     from lmkzoo.data.pipeline import make_dataset
     from lmkzoo.tasks.train import evaluate_network
 
-    rows = _teacher_rows(shared_data)
+    rows = teacher_rows(shared_data)
     people = sorted({r[0].split("/")[0] for r in rows})
     held_out = set(people[::8])  # split by person
     train_rows = [r for r in rows if r[0].split("/")[0] not in held_out][:512]
     val_rows = [r for r in rows if r[0].split("/")[0] in held_out][:64]
 
     def source(rs):
-        images, pts = _load_faces(shared_data, rs)
+        images, pts = load_faces(shared_data, rs)
         return tf.data.Dataset.from_tensor_slices({
             "image": images, "landmarks": pts, "visible": np.ones(pts.shape[:2], np.float32),
             "bbox": geometry.points_bbox(pts).astype(np.float32),
@@ -470,8 +440,8 @@ def test_train_entry_point_and_keras_file_round_trip(shared_data, tmp_path):
     crops, evaluation callback) and its ``final.keras`` loads back through ``lmkzoo.load(path)``."""
     from lmkzoo.tasks.train import train
 
-    rows = _teacher_rows(shared_data)[:24]
-    images, pts = _load_faces(shared_data, rows)
+    rows = teacher_rows(shared_data)[:24]
+    images, pts = load_faces(shared_data, rows)
     examples = {"image": images, "landmarks": pts, "visible": np.ones(pts.shape[:2], np.float32),
                 "bbox": geometry.points_bbox(pts).astype(np.float32)}
     train_src = tf.data.Dataset.from_tensor_slices({k: v[:16] for k, v in examples.items()})

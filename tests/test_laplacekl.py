@@ -337,6 +337,39 @@ def test_tiny_adversarial_run_updates_both_networks(shared_data, tmp_path):
 
 
 @pytest.mark.slow
+def test_killed_adversarial_run_resumes_to_the_same_weights(shared_data, tmp_path):
+    """Killed after epoch 2 of 3 and started again with the same folder, the adversarial run ends with the weights
+    of an uninterrupted one: both networks, both optimizers and both data streams resume where they stopped."""
+    import keras
+
+    from lmkzoo.tasks.laplacekl_trainer import train_adversarial
+
+    rows = _lfw_rows(shared_data)
+    people = sorted({r[1].split("/")[0] for r in rows})
+    kw = dict(labeled=_labeled_examples(shared_data, [r for r in rows if r[1].split("/")[0] in set(people[:2])][:12]),
+              unlabeled=_unlabeled_images(shared_data, people[2:4], 12), unlabeled_crop={"policy": "box"}, epochs=3,
+              batch_size=4, discriminator_overrides={"filters": 8}, verbose=0)  # 3 steps per epoch
+    name = "laplacekl_rcn_d.300w_sixteenth"
+    full, _ = train_adversarial(name, out_dir=tmp_path / "full", **kw)
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train_adversarial(name, out_dir=tmp_path / "run", callbacks=[Kill()], **kw)
+    assert sorted(p.name for p in (tmp_path / "run" / "ckpt").iterdir()) == ["epoch001.weights.h5", "epoch002.weights.h5"]
+    resumed, hist = train_adversarial(name, out_dir=tmp_path / "run", **kw)
+    assert len(hist["loss"]) == 1 and hist["generator_updates"] == 3 * 3
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["start_epoch"] == 2
+    for a, b in zip(full.weights, resumed.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+    for p in ("discriminator.weights.h5", "tb"):
+        assert (tmp_path / "run" / p).exists()
+
+
+@pytest.mark.slow
 def test_adversarial_train_with_face_image_folder_tfds(shared_data, tmp_path, monkeypatch):
     """lmkzoo.tasks.train.train on laplacekl_rcn_d with unlabeled="face_image_folder/folder": the real TFDS builder
     over three LFW person folders (whole-image boxes, cropped by unlabeled_crop); both networks update."""

@@ -83,6 +83,17 @@ def test_bad_inputs_raise_clear_errors():
         metrics.nme(np.stack([gt, gt]), np.stack([gt, gt]), norm="bbox", boxes=np.ones((3, 4)))
     with pytest.raises(ShapeMismatchError):
         metrics.nme(np.zeros((68, 3)), np.zeros((68, 3)))
+    three = np.stack([gt] * 3)
+    with pytest.raises(ShapeMismatchError, match=r"image_size must be .* for 3 image\(s\); got shape \(4,\)"):
+        metrics.nme(three, three, norm="image", image_size=[1, 2, 3, 4])
+    with pytest.raises(ShapeMismatchError, match=r"norm \(per-image distances\) .* got shape \(5,\)"):
+        metrics.nme(three, three, norm=np.ones(5))
+    with pytest.raises(InvalidArgumentError, match="pred must be a numeric array"):
+        metrics.nme([[1, 2], [3]], gt[:2], norm="bbox")
+    with pytest.raises(InvalidArgumentError, match="gt must be a numeric array"):
+        metrics.nme(gt, "face", norm="bbox")
+    with pytest.raises(InvalidArgumentError, match="boxes hold a non-finite value at image 1"):
+        metrics.nme(three, three, norm="bbox", boxes=[[0, 0, 9, 9], [0, np.nan, 9, 9], [0, 0, 9, 9]])
 
 
 def test_failure_rate_and_auc_hand_values():

@@ -229,6 +229,49 @@ def test_loss_equals_piploss_on_std_and_normalises_mixed_batches_by_mask_sums(st
 
 
 # ------------------------------------------------------------------------------------------------ artefact
+def test_paradigms_resolve_to_sources_with_their_box_conventions():
+    import tensorflow as tf
+
+    from lmkzoo import crops
+    from lmkzoo.errors import InvalidArgumentError
+    from lmkzoo.registry import get_spec
+    from lmkzoo.tasks.stc import _unlabeled_stream, resolve_unlabeled, source_box_adjust
+
+    spec = get_spec("pipnet_r18_stc")
+    assert resolve_unlabeled(spec, "gsl") is None and resolve_unlabeled(spec, None) is None
+    uda = resolve_unlabeled(spec, "UDA")
+    assert [u["source"] for u in uda] == ["cofw/cofw29:train", "wflw:train"]
+    gssl = resolve_unlabeled(spec, "gssl")
+    assert [u["source"] for u in gssl] == ["face_image_folder/celeba:train"]
+    assert [u["source"] for u in resolve_unlabeled(spec, "a:train, b/c")] == ["a:train", "b/c"]
+    # the model's own 1.3 crop of the adjusted box is the official crop of each source's box (lib/preprocess_uda.py)
+    box = np.array([40.0, 30.0, 140.0, 150.0])
+    w, h = 100.0, 120.0
+    official = {"wflw:train": [40 - 0.1 * w, 30 + 0.1 * h, 140 + 0.1 * w, 150 + 0.1 * h],
+                "face_image_folder/celeba:train": [40 - 0.1 * w, 30 + 0.15 * h, 140 + 0.1 * w, 150 + 0.1 * h],
+                "cofw/cofw29:train": [40 - 0.15 * w, 30 - 0.15 * h, 140 + 0.15 * w, 150 + 0.15 * h]}
+    for src in uda + gssl:
+        cut = crops.crop_box(crops.crop_box(box, src["box_adjust"]), spec.crop)
+        np.testing.assert_allclose(cut, official[src["source"]], atol=1e-9)
+    # a list of sources is read one after the other, each box moved by its own adjustment
+    img = tf.zeros([8, 8, 3], tf.uint8)
+    one = tf.data.Dataset.from_tensors({"image": img, "bbox": tf.constant(box, tf.float32)})
+    stream, desc = _unlabeled_stream([{"source": one, "box_adjust": None},
+                                      {"source": one, "box_adjust": source_box_adjust({"scale": 2.6}, spec.crop)}])
+    got = [ex["bbox"] for ex in stream.as_numpy_iterator()]
+    np.testing.assert_allclose(got[0], box)
+    np.testing.assert_allclose(got[1], [-10.0, -30.0, 190.0, 210.0])
+    assert "box scale 2x2" in desc
+    with pytest.raises(InvalidArgumentError, match="names no unlabeled data for paradigm 'uda'"):
+        resolve_unlabeled(dataclasses.replace(spec, recipe={**spec.recipe, "stc": {"curriculum": True}}), "uda")
+    with pytest.raises(InvalidArgumentError, match="unknown recipe.stc.paradigms"):
+        resolve_unlabeled(dataclasses.replace(spec, recipe={**spec.recipe, "stc": {"paradigms": {"ssl": {}}}}), "b")
+    with pytest.raises(InvalidArgumentError, match="an unlabeled source is"):
+        resolve_unlabeled(spec, [{"name": "wflw"}])
+    with pytest.raises(InvalidArgumentError, match="non-square box"):
+        source_box_adjust({"scale": 1.2}, {"policy": "box", "scale": 1.3, "square": True})
+
+
 def test_pseudo_label_artefact_round_trip_through_landmark_folder(shared_data, tmp_path):
     from lmkzoo.tasks.stc import load_pseudo_labels, write_pseudo_labels
 

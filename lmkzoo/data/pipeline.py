@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from lmkzoo import geometry, schemes
+from lmkzoo.crops import as_pair, template_kwargs
 from lmkzoo.data import transforms as T
 from lmkzoo.data.presets import get_preset
 from lmkzoo.errors import InvalidArgumentError
@@ -26,14 +27,6 @@ from lmkzoo.errors import InvalidArgumentError
 __all__ = ["make_example_fn", "make_dataset", "load_tfds", "compute_meanface"]
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def _pair(v, default):
-    if v is None:
-        return (float(default), float(default))
-    if np.isscalar(v):
-        return (float(v), float(v))
-    return (float(v[0]), float(v[1]))
 
 
 def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training: bool = False):
@@ -54,17 +47,12 @@ def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training
     w, h = int(input_size[0]), int(input_size[1])
     policy = crop.get("policy", "box")
     perm = tf.constant(sch.flip_permutation, tf.int32)
-    scale, shift, square = _pair(crop.get("scale"), 1.0), _pair(crop.get("shift"), 0.0), bool(crop.get("square", False))
+    scale, shift, square = as_pair(crop.get("scale"), 1.0), as_pair(crop.get("shift"), 0.0), bool(crop.get("square", False))
     fp_matrix = None
     if policy in ("five_point", "five_point_hull"):
         if sch.five_point_indices is not None:
             fp_matrix = tf.constant(schemes.conversion_matrix(sch, "five_point")[..., 0], tf.float32)
-        kw = {}
-        if crop.get("template_scale") is not None:
-            kw["face_scale"] = float(crop["template_scale"])
-        if crop.get("template_shift") is not None:
-            kw["shift_y"] = float(crop["template_shift"])
-        template = tf.constant(geometry.five_point_template((w, h), **kw), tf.float32)
+        template = tf.constant(geometry.five_point_template((w, h), **template_kwargs(crop)), tf.float32)
         hull_scale = float(crop.get("scale", 2.0))
     elif policy not in ("box", "none"):
         raise InvalidArgumentError(f"unknown crop policy {policy!r}; allowed: box, five_point, five_point_hull, none")

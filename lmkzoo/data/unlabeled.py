@@ -14,20 +14,13 @@ from typing import Mapping
 import tensorflow as tf
 
 from lmkzoo import geometry
+from lmkzoo.crops import as_pair, template_kwargs
 from lmkzoo.data import transforms as T
 from lmkzoo.errors import InvalidArgumentError
 
 __all__ = ["make_unlabeled_dataset", "unlabeled_crop_fn"]
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def _pair(v, default):
-    if v is None:
-        return (float(default), float(default))
-    if isinstance(v, (int, float)):
-        return (float(v), float(v))
-    return (float(v[0]), float(v[1]))
 
 
 def unlabeled_crop_fn(*, crop: Mapping, input_size, keys):
@@ -42,15 +35,10 @@ def unlabeled_crop_fn(*, crop: Mapping, input_size, keys):
             f"crop policy {policy!r} needs '{need[policy]}' in each unlabeled example; the examples have {sorted(keys)}. "
             "Give the images five points (a 5-point detector) or boxes, or pass crop={'policy': 'none'}"
         )
-    scale, shift = _pair(crop.get("scale"), 1.0), _pair(crop.get("shift"), 0.0)
+    scale, shift = as_pair(crop.get("scale"), 1.0), as_pair(crop.get("shift"), 0.0)
     square = bool(crop.get("square", False))
     if policy == "five_point":
-        kw = {}
-        if crop.get("template_scale") is not None:
-            kw["face_scale"] = float(crop["template_scale"])
-        if crop.get("template_shift") is not None:
-            kw["shift_y"] = float(crop["template_shift"])
-        template = tf.constant(geometry.five_point_template((w, h), **kw), tf.float32)
+        template = tf.constant(geometry.five_point_template((w, h), **template_kwargs(crop)), tf.float32)
 
     def fn(ex):
         image = ex["image"]

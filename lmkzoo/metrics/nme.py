@@ -15,9 +15,25 @@ __all__ = ["NORMALIZATIONS", "nme", "normalizing_distance", "point_errors", "poi
 NORMALIZATIONS = ("inter_ocular", "inter_pupil", "bbox", "diagonal", "image")
 
 
+def _as_float_array(value, name):
+    """``value`` as a float64 array, or a typed error naming ``name`` (ragged or non-numeric input)."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"{name} must be a numeric array; got {type(value).__name__} ({e})") from None
+
+
+def _per_image(values, n, name, what):
+    """Broadcast per-image ``values`` to ``(n,)``, or a typed error naming ``name``."""
+    try:
+        return np.broadcast_to(values, (n,)).astype(np.float64).copy()
+    except ValueError:
+        raise ShapeMismatchError(f"{name} must be {what} for {n} image(s); got shape {np.shape(values)}") from None
+
+
 def _check_points(pred, gt):
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
+    pred = _as_float_array(pred, "pred")
+    gt = _as_float_array(gt, "gt")
     if pred.shape != gt.shape:
         raise ShapeMismatchError(f"pred and gt must have the same shape; got {pred.shape} and {gt.shape}")
     if pred.ndim not in (2, 3) or pred.shape[-1] != 2:
@@ -62,13 +78,14 @@ def _resolve_scheme(scheme, num_points):
 
 def normalizing_distance(gt, *, scheme=None, norm="inter_ocular", boxes=None, image_size=None, visible=None):
     """Per-image normalising distance ``(N,)`` for :func:`nme` (see there for the meaning of ``norm``)."""
-    gt = np.asarray(gt, dtype=np.float64)
+    gt = _as_float_array(gt, "gt")
     if gt.ndim == 2:
         gt = gt[None]
+    if gt.ndim != 3 or gt.shape[-1] != 2:
+        raise ShapeMismatchError(f"points must be (N, K, 2) or (K, 2); got {gt.shape}")
     n, k = gt.shape[:2]
     if not isinstance(norm, str):
-        d = np.broadcast_to(np.asarray(norm, dtype=np.float64), (n,)).copy()
-        return d
+        return _per_image(_as_float_array(norm, "norm"), n, "norm (per-image distances)", "one number or (N,)")
     if norm not in NORMALIZATIONS:
         raise InvalidArgumentError(f"norm must be one of {NORMALIZATIONS} or per-image distances; got {norm!r}")
     if norm in ("inter_ocular", "inter_pupil"):
@@ -79,21 +96,23 @@ def normalizing_distance(gt, *, scheme=None, norm="inter_ocular", boxes=None, im
     if norm == "image":
         if image_size is None:
             raise InvalidArgumentError("norm='image' needs image_size (one side, or per-image (N,) or (N, 2) w, h)")
-        s = np.asarray(image_size, dtype=np.float64)
+        s = _as_float_array(image_size, "image_size")
         if s.ndim >= 1 and s.shape[-1] == 2 and s.shape != (n,):
             s = np.sqrt(s[..., 0] * s[..., 1])
-        return np.broadcast_to(s, (n,)).astype(np.float64).copy()
+        return _per_image(s, n, "image_size", "one side, (N,) sides or (N, 2) (w, h)")
     # bbox / diagonal
     if boxes is None:
         from lmkzoo.geometry import points_bbox
 
         b = points_bbox(gt, None if visible is None else _check_visible(visible, gt.shape))
     else:
-        b = np.asarray(boxes, dtype=np.float64)
+        b = _as_float_array(boxes, "boxes")
         if b.shape == (4,):
             b = np.broadcast_to(b, (n, 4))
         if b.shape != (n, 4):
             raise ShapeMismatchError(f"boxes must be (N, 4) = ({n}, 4) as (x0, y0, x1, y1); got {b.shape}")
+        if not np.isfinite(b).all():
+            raise InvalidArgumentError(f"boxes hold a non-finite value at image {int(np.argwhere(~np.isfinite(b))[0, 0])}")
     w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
     if norm == "bbox":
         return np.sqrt(np.clip(w, 0, None) * np.clip(h, 0, None))

@@ -24,7 +24,8 @@ from lmkzoo.errors import InvalidArgumentError
 __all__ = ["PROTOCOLS", "evaluate", "EvaluationReport", "parse_data"]
 
 #: dataset → (normalisation, FR / AUC cutoff): 0.10 for inter-ocular 300-W / WFLW / COFW (PIPNet), 0.08 for
-#: box-normalised JD-landmark and 300VW (Earp et al., Chrysos et al.), 0.07 for AFLW's box AUC (UGLLI / LUVLi)
+#: box-normalised JD-landmark (Earp et al.) and Menpo, 0.08 for inter-ocular 300VW (Chrysos et al.'s benchmark: outer
+#: eye corners, AUC to 0.08), 0.07 for AFLW's box AUC (UGLLI / LUVLi)
 PROTOCOLS = {
     "ibug_300w": ("inter_ocular", 0.10),
     "wflw": ("inter_ocular", 0.10),

@@ -143,7 +143,7 @@ class Landmarker:
         if not callable(det):
             raise InvalidArgumentError(f"detector must be 'default', None or a callable image -> boxes; got {detector!r}")
         found = det(img)
-        if policy in ("five_point", "five_point_hull") and hasattr(found, "five_points"):
+        if policy in ("five_point", "five_point_hull") and getattr(found, "five_points", None) is not None:
             return list(zip(found.boxes, found.five_points))
         b = np.asarray(getattr(found, "boxes", found), dtype=np.float64).reshape(-1, 4)
         return [(bb, None) for bb in b]

@@ -100,6 +100,8 @@ class AdversarialLandmarkTrainer(keras.Model):
         self.supervised_tracker = keras.metrics.Mean(name="g_loss")
         self.adversarial_tracker = keras.metrics.Mean(name="adv_loss")
         self.d_tracker = keras.metrics.Mean(name="d_loss")
+        # both networks are built functional models, so the trainer is too (BackupAndRestore saves its weights)
+        self.built = True
 
     @property
     def codec(self):
@@ -204,11 +206,12 @@ class AdversarialLandmarkTrainer(keras.Model):
         return cls(**config)
 
 
-def make_adversarial_dataset(labeled, unlabeled):
+def make_adversarial_dataset(labeled, unlabeled, *, skip_unlabeled: int = 0):
     """Zip labeled ``(images, targets)`` batches with unlabeled image batches, both repeated forever.
 
     ``unlabeled`` may yield image tensors ``(B, H, W, 3)``, tuples (the first item is taken) or dicts (key
-    ``images`` or ``image``). Yields ``({"labeled": images, "unlabeled": images_u}, targets)``.
+    ``images`` or ``image``). Yields ``({"labeled": images, "unlabeled": images_u}, targets)``. ``skip_unlabeled``
+    batches of the repeated unlabeled stream are skipped first (a resumed run continues where it stopped).
     """
     import tensorflow as tf
 
@@ -229,7 +232,7 @@ def make_adversarial_dataset(labeled, unlabeled):
         raise InvalidArgumentError(f"unlabeled batches must be (B, H, W, 3) images; got shape {u.element_spec.shape}")
     if not (isinstance(labeled.element_spec, tuple) and len(labeled.element_spec) == 2):
         raise InvalidArgumentError("labeled batches must be (images, targets) pairs (make_dataset(..., training=True))")
-    ds = tf.data.Dataset.zip((labeled.repeat(), u.repeat()))
+    ds = tf.data.Dataset.zip((labeled.repeat(), u.repeat().skip(int(skip_unlabeled))))
     return ds.map(lambda lab, img_u: ({"labeled": lab[0], "unlabeled": img_u}, lab[1]))
 
 
@@ -238,7 +241,8 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
                       epochs: int | None = None, batch_size: int | None = None, unlabeled_batch_size: int | None = None,
                       learning_rate: float | None = None, steps_per_epoch: int | None = None,
                       builder_overrides: dict | None = None, unlabeled_crop: dict | None = None, augment=None,
-                      discriminator_overrides: dict | None = None, verbose: int | str = "auto", seed: int = 0):
+                      discriminator_overrides: dict | None = None, verbose: int | str = "auto", seed: int = 0,
+                      manual_dir=None, callbacks=None):
     """Train an adversarial zoo model (``recipe.adversarial``, e.g. ``laplacekl_rcn_d``) by Algorithm 1.
 
     Args:
@@ -252,7 +256,12 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
         augment: override the recipe's augmentation preset (labeled branch).
         discriminator_overrides: override the recipe's discriminator arguments (e.g. ``{"filters": 16}``).
         out_dir: ``log.csv``, ``config.json``, ``history.json``, ``final.keras`` and ``final.weights.h5`` (the
-            generator) and ``discriminator.weights.h5``.
+            generator), ``discriminator.weights.h5``, per-epoch checkpoints of both networks (``ckpt/``), TensorBoard
+            logs (``tb/``) and the resume state (``backup/``): started again with the same ``out_dir``, a killed run
+            resumes after its last finished epoch with both optimizers' states and the very batches (labelled and
+            unlabelled) an uninterrupted run would see.
+        manual_dir: TFDS manual-download folder of the labelled dataset (TFDS names only).
+        callbacks: more Keras callbacks.
     Returns:
         ``(generator, history_dict)``; the history holds the per-epoch ``loss`` (G's total objective),
         ``g_loss`` (supervised), ``adv_loss`` (G's adversarial term), ``d_loss`` (``−L_adv``) and the update
@@ -265,7 +274,8 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     from lmkzoo.registry import get_spec
     from lmkzoo.tasks.families import get_family
     from lmkzoo.tasks.loader import build_network
-    from lmkzoo.tasks.train import _atomic_save, _evaluation_callback, build_optimizer
+    from lmkzoo.tasks.train import (_atomic_save, _evaluation_callback, _resume_epoch, _source, build_optimizer,
+                                     resume_callbacks)
 
     keras.utils.set_random_seed(seed)
     spec = get_spec(name)
@@ -281,8 +291,8 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     out.mkdir(parents=True, exist_ok=True)
 
     if isinstance(labeled, str):
-        train_src = load_tfds(labeled, train_split, data_dir=data_dir, shuffle_files=True)
-        val_src = load_tfds(labeled, val_split, data_dir=data_dir) if val_split else None
+        train_src = _source(labeled, train_split, data_dir, manual_dir)
+        val_src = _source(labeled, val_split, data_dir, None) if val_split else None
     elif isinstance(labeled, (tuple, list)):
         train_src, val_src = labeled
     else:
@@ -304,10 +314,12 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
             raise InvalidArgumentError("cannot infer steps_per_epoch from a dataset of unknown size; pass steps_per_epoch")
         steps_per_epoch = max(1, n_train // batch_size)
     common = dict(crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme, mean=spec.mean, std=spec.std)
+    backup = out / "backup"
+    start_epoch = _resume_epoch(backup)
     labeled_ds = make_dataset(train_src, codec=generator.codec, training=True, batch_size=batch_size,
                               augment=augment if augment is not None else recipe.get("augment", family.augment_preset),
-                              seed=seed, epochs=int(epochs), **common)
-    data = make_adversarial_dataset(labeled_ds, unlabeled)
+                              seed=seed, start_epoch=start_epoch, epochs=max(1, epochs - start_epoch), **common)
+    data = make_adversarial_dataset(labeled_ds, unlabeled, skip_unlabeled=start_epoch * steps_per_epoch)
 
     opt = dict(recipe.get("optimizer") or {"name": "adam", "learning_rate": 1e-3})
     weight_decay = float(opt.get("weight_decay") or 0.0)
@@ -318,19 +330,25 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     trainer.compile(g_optimizer=build_optimizer(recipe, steps_per_epoch, learning_rate=learning_rate, epochs=epochs),
                     d_optimizer=build_optimizer(recipe, steps_per_epoch, learning_rate=learning_rate, epochs=epochs),
                     g_loss=family.default_loss(spec, generator))
-    callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)]
+    (out / "ckpt").mkdir(exist_ok=True)
+    cbs = [*resume_callbacks(backup),
+           keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+           keras.callbacks.TensorBoard(str(out / "tb"), write_graph=False, profile_batch=0),
+           # the trainer's weights: generator and discriminator
+           keras.callbacks.ModelCheckpoint(str(out / "ckpt" / "epoch{epoch:03d}.weights.h5"), save_weights_only=True)]
     if val_src is not None:
         val_ds = make_dataset(val_src, training=False, batch_size=batch_size, **common)
-        callbacks.insert(0, _evaluation_callback(val_ds, spec.scheme))
+        cbs.insert(0, _evaluation_callback(val_ds, spec.scheme))
+    cbs += list(callbacks or [])
     (out / "config.json").write_text(json.dumps({
         "model": spec.name, "labeled": labeled if isinstance(labeled, str) else "<datasets>",
         "unlabeled": "<dataset>", "epochs": epochs, "batch_size": batch_size,
         "unlabeled_batch_size": unlabeled_batch_size, "learning_rate": learning_rate, "adversarial": adv,
         "weight_decay": weight_decay, "steps_per_epoch": steps_per_epoch, "seed": seed,
-        "builder_overrides": builder_overrides or {},
+        "builder_overrides": builder_overrides or {}, "start_epoch": start_epoch,
     }, indent=2, default=str))
     t0 = time.time()
-    history = trainer.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+    history = trainer.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=verbose)
     generator.zoo_spec = spec.to_dict()
     _atomic_save(generator, out / "final.keras")
     _atomic_save(generator, out / "final.weights.h5", weights_only=True)

@@ -42,8 +42,9 @@ import numpy as np
 
 from lmkzoo.errors import InvalidArgumentError
 
-__all__ = ["CURRICULUM_TASKS", "PLAIN_TASKS", "self_training_tasks", "stc_settings", "write_pseudo_labels",
-           "pseudo_label_config", "load_pseudo_labels", "pseudo_label", "phase_gradients", "train_self_training"]
+__all__ = ["CURRICULUM_TASKS", "PLAIN_TASKS", "PARADIGMS", "self_training_tasks", "stc_settings", "resolve_unlabeled",
+           "source_box_adjust", "write_pseudo_labels", "pseudo_label_config", "load_pseudo_labels", "pseudo_label",
+           "phase_gradients", "train_self_training"]
 
 #: PIPNet's schedules (lib/train_gssl.py): with the curriculum, then plain self-training
 CURRICULUM_TASKS = ("cls3", "cls2", "std", "std", "std")
@@ -51,7 +52,10 @@ PLAIN_TASKS = ("std", "std", "std")
 PSEUDO_CSV = "pseudo_labels.csv"
 PROVENANCE = "provenance.json"
 _DEFAULTS = {"curriculum": True, "std_rounds": 3, "tasks": None, "box_adjust": None, "pseudo_batch_size": 32,
-             "max_unlabeled": None}
+             "max_unlabeled": None, "paradigms": None}
+#: PIPNet's training paradigms (§4.5, Table 7): supervised only, unsupervised domain adaptation (unlabelled images of
+#: the target domains), generalizable semi-supervised learning (unlabelled images from elsewhere)
+PARADIGMS = ("gsl", "uda", "gssl")
 
 
 def self_training_tasks(curriculum: bool = True, std_rounds: int = 3) -> list[str]:
@@ -80,7 +84,71 @@ def stc_settings(spec, **overrides) -> dict:
     if bad:
         raise InvalidArgumentError(f"unknown self-training tasks {bad}; allowed: {sorted(STC_TASKS)}")
     s["tasks"] = tasks
+    paradigms = dict(s["paradigms"] or {})
+    bad = sorted(set(paradigms) - set(PARADIGMS))
+    if bad:
+        raise InvalidArgumentError(f"{spec.name}: unknown recipe.stc.paradigms {bad}; allowed: {list(PARADIGMS)}")
+    s["paradigms"] = paradigms
     return s
+
+
+def source_box_adjust(target_crop, model_crop) -> dict:
+    """The box adjustment that makes the model's ``box`` crop cut ``target_crop`` of a source's face boxes.
+
+    ``target_crop`` (``{"scale": s | [sx, sy], "shift": [dx, dy]}``) is how the official preprocessing cuts that
+    source's faces from its own boxes (e.g. WFLW: ``scale [1.2, 1.0], shift [0, 0.1]``); the model crops an
+    (adjusted) box by its own ``scale`` / ``shift``. Returns ``{"scale", "shift"}`` for
+    :func:`lmkzoo.crops.crop_box` such that ``model(adjust(box)) == target(box)``.
+    """
+    from lmkzoo.crops import as_pair
+
+    if model_crop.get("policy", "box") != "box" or model_crop.get("square", False):
+        raise InvalidArgumentError(f"per-source crops need a model that crops by a non-square box; got {dict(model_crop)}")
+    (tx, ty), (tdx, tdy) = as_pair(target_crop.get("scale"), 1.0), as_pair(target_crop.get("shift"), 0.0)
+    (mx, my), (mdx, mdy) = as_pair(model_crop.get("scale"), 1.0), as_pair(model_crop.get("shift"), 0.0)
+    # model(adjust(b)): centre c + d_a·size + d_m·(s_a·size), size m·s_a·size; target: centre c + d_t·size, size t·size
+    sx, sy = tx / mx, ty / my
+    return {"scale": [sx, sy], "shift": [tdx - mdx * sx, tdy - mdy * sy]}
+
+
+def resolve_unlabeled(spec, unlabeled):
+    """What ``train(..., unlabeled=)`` means for a PIPNet self-training recipe.
+
+    ``unlabeled`` is a paradigm of the recipe (``"gsl"``: no unlabelled data, supervised training, returns None;
+    ``"uda"`` / ``"gssl"``: the recipe's sources), a TFDS name (``NAME[/CONFIG][:SPLIT]``; several joined by
+    commas), a ``tf.data.Dataset``, or a list of sources: TFDS names or ``{"source": NAME, "crop": {...}}`` where
+    ``crop`` is the official crop of that dataset's boxes (:func:`source_box_adjust`). Returns None or a list of
+    ``{"source", "box_adjust"}``.
+    """
+    import tensorflow as tf
+
+    if unlabeled is None or isinstance(unlabeled, tf.data.Dataset):
+        return None if unlabeled is None else [{"source": unlabeled, "box_adjust": None}]
+    paradigms = stc_settings(spec)["paradigms"]
+    if isinstance(unlabeled, str):
+        key = unlabeled.strip().lower()
+        if key in PARADIGMS:
+            if key == "gsl":
+                return None
+            if key not in paradigms or not paradigms[key].get("unlabeled"):
+                raise InvalidArgumentError(f"{spec.name}'s recipe names no unlabeled data for paradigm {key!r}; pass "
+                                           "TFDS names instead (--unlabeled NAME[:SPLIT][,NAME...])")
+            unlabeled = paradigms[key]["unlabeled"]
+        else:
+            unlabeled = [u.strip() for u in unlabeled.split(",") if u.strip()]
+    if not isinstance(unlabeled, (list, tuple)) or not unlabeled:
+        raise InvalidArgumentError(f"unlabeled must be a paradigm {list(PARADIGMS)}, TFDS names, a tf.data.Dataset or "
+                                   f"a non-empty list of sources; got {unlabeled!r}")
+    out = []
+    for u in unlabeled:
+        if isinstance(u, (str, tf.data.Dataset)):
+            out.append({"source": u, "box_adjust": None})
+        elif isinstance(u, dict) and "source" in u and set(u) <= {"source", "crop"}:
+            adjust = source_box_adjust(u["crop"], spec.crop) if u.get("crop") else None
+            out.append({"source": u["source"], "box_adjust": adjust})
+        else:
+            raise InvalidArgumentError(f"an unlabeled source is a TFDS name or {{'source': NAME, 'crop': {{...}}}}; got {u!r}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- artefact
@@ -160,8 +228,24 @@ def _split_name(name: str, default: str):
 
 def _unlabeled_stream(unlabeled, *, split="train", data_dir=None):
     """``(dataset of {"image", "raw", "bbox", "has_box"}, description)``. TFDS sources keep the encoded bytes
-    (``raw``), so the image files are written exactly; other datasets have ``raw`` empty (encoded as PNG)."""
+    (``raw``), so the image files are written exactly; other datasets have ``raw`` empty (encoded as PNG). A list of
+    :func:`resolve_unlabeled` sources is read one after the other, each box moved by its source's ``box_adjust``."""
     import tensorflow as tf
+
+    if isinstance(unlabeled, list):
+        streams, descs = [], []
+        for src in unlabeled:
+            ds, desc = _unlabeled_stream(src["source"], split=split, data_dir=data_dir)
+            if src.get("box_adjust"):
+                (sx, sy), (dx, dy) = src["box_adjust"]["scale"], src["box_adjust"]["shift"]
+                ds = ds.map(lambda ex, sx=sx, sy=sy, dx=dx, dy=dy: {**ex, "bbox": _adjust_box(ex["bbox"], sx, sy, dx, dy)})
+                desc += f" (box scale {sx:.4g}x{sy:.4g}, shift {dx:.4g},{dy:.4g})"
+            streams.append(ds)
+            descs.append(desc)
+        stream = streams[0]
+        for ds in streams[1:]:
+            stream = stream.concatenate(ds)
+        return stream, " + ".join(descs)
 
     if isinstance(unlabeled, str):
         import tensorflow_datasets as tfds
@@ -195,6 +279,15 @@ def _unlabeled_stream(unlabeled, *, split="train", data_dir=None):
         ds = unlabeled.map(lambda img: {"image": img, "raw": tf.constant(b""), "bbox": tf.zeros([4], tf.float32),
                                         "has_box": tf.constant(False)})
     return ds, "<dataset>"
+
+
+def _adjust_box(box, sx, sy, dx, dy):
+    """:func:`lmkzoo.geometry.enlarge_box` in TensorFlow for one ``(x0, y0, x1, y1)`` box."""
+    import tensorflow as tf
+
+    w, h = box[2] - box[0], box[3] - box[1]
+    cx, cy = (box[0] + box[2]) / 2 + dx * w, (box[1] + box[3]) / 2 + dy * h
+    return tf.stack([cx - sx * w / 2, cy - sy * h / 2, cx + sx * w / 2, cy + sy * h / 2])
 
 
 def _image_suffix(raw: bytes) -> str:
@@ -329,8 +422,10 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
         labeled: a TFDS name (``train_split`` / ``val_split``), a ``(train, val)`` pair of example datasets (``val``
             may be None) or one example dataset.
         unlabeled: a TFDS name (``"face_image_folder/folder"``, optionally ``":split"``; default split
-            ``unlabeled_split``) or a ``tf.data.Dataset`` of examples (``image`` [+ ``bbox``]) or images. Faces
-            are cropped from their box (the whole image without one) with the model's crop policy.
+            ``unlabeled_split``; several joined by commas), a ``tf.data.Dataset`` of examples (``image`` [+ ``bbox``])
+            or images, a paradigm of the recipe (``"uda"``, ``"gssl"``) or a list of sources
+            (:func:`resolve_unlabeled`). Faces are cropped from their box (the whole image without one) with the
+            model's crop policy, after the source's own box convention.
         curriculum, std_rounds, tasks: the schedule (default the recipe's ``stc`` section: curriculum
             ``cls3, cls2, std, std, std``; ``curriculum=False``: ``std`` × 3); ``tasks`` gives it explicitly.
         rounds: run only the first ``rounds`` self-training rounds of the schedule.
@@ -375,7 +470,10 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
     n_labeled = int(train_src.cardinality().numpy())
     if n_labeled <= 0:
         raise InvalidArgumentError("the labeled training set must have a known, non-zero size")
-    stream, unlabeled_desc = _unlabeled_stream(unlabeled, split=unlabeled_split, data_dir=data_dir)
+    sources = resolve_unlabeled(spec, unlabeled)
+    if sources is None:
+        raise InvalidArgumentError("self-training needs unlabeled faces; paradigm 'gsl' trains supervised (lmkzoo.train)")
+    stream, unlabeled_desc = _unlabeled_stream(sources, split=unlabeled_split, data_dir=data_dir)
 
     overrides = dict(builder_overrides or {})
     config = {"model": spec.name, "labeled": labeled if isinstance(labeled, str) else "<datasets>",

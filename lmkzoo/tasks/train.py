@@ -160,6 +160,34 @@ def _evaluation_callback(dataset, scheme, *, norm="inter_ocular", cutoff=0.10, e
     return EvaluationCallback()
 
 
+def resume_callbacks(backup_dir: Path) -> list:
+    """Keras' ``BackupAndRestore`` (weights, optimizer states, epoch) plus the states of the random-op seed
+    generators (dropout, noise), which it does not save: without them a resumed run would redraw the masks of its
+    first epochs, and end with other weights than an uninterrupted one."""
+    import keras
+
+    seeds_file = Path(backup_dir) / "seed_states.npz"
+
+    class SeedStateBackup(keras.callbacks.Callback):
+        def _states(self):
+            return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+
+        def on_train_begin(self, logs=None):
+            if seeds_file.exists() and _resume_epoch(seeds_file.parent) > 0:
+                saved, states = np.load(seeds_file), self._states()
+                if len(saved.files) == len(states):
+                    for i, v in enumerate(states):
+                        v.assign(saved[f"s{i}"])
+
+        def on_epoch_end(self, epoch, logs=None):
+            tmp = seeds_file.with_name(seeds_file.name + ".part")
+            with open(tmp, "wb") as f:
+                np.savez(f, **{f"s{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self._states())})
+            os.replace(tmp, seeds_file)
+
+    return [keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False), SeedStateBackup()]
+
+
 def _resume_epoch(backup_dir: Path) -> int:
     meta = backup_dir / "training_metadata.json"
     if meta.exists():
@@ -219,8 +247,9 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         unlabeled: unlabeled faces for models whose recipe is adversarial (``laplacekl_rcn_d``): a TFDS name or a
             ``tf.data.Dataset``; such models train with :func:`lmkzoo.tasks.laplacekl_trainer.train_adversarial`.
             For PIPNet recipes with an ``stc`` section (``pipnet_r18_stc``) the unlabeled faces switch on
-            self-training (with curriculum), :func:`lmkzoo.tasks.stc.train_self_training`; without them such a
-            model trains supervised (GSL).
+            self-training (with curriculum), :func:`lmkzoo.tasks.stc.train_self_training`; without them (or with
+            the paradigm ``"gsl"``) such a model trains supervised. The paradigms ``"uda"`` / ``"gssl"`` take the
+            recipe's unlabelled sources with their box conventions (:func:`lmkzoo.tasks.stc.resolve_unlabeled`).
         unlabeled_crop: crop of the unlabeled faces (default the model's own policy, which for LaplaceKL needs five
             points per image); ``{"policy": "box", "scale": s}`` crops ``face_image_folder``'s boxes instead.
         discriminator_overrides: override the recipe's discriminator arguments (adversarial models only).
@@ -240,13 +269,22 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         if unlabeled is None:
             raise InvalidArgumentError(f"{spec.name} trains adversarially and needs unlabeled faces: pass unlabeled= "
                                        "(a TFDS name such as face_image_folder, or a tf.data.Dataset)")
+        if not (strategy in (None, "one_device") or isinstance(strategy, tf.distribute.OneDeviceStrategy)) or precision:
+            raise InvalidArgumentError(
+                f"{spec.name} trains adversarially (two optimizers in one custom train_step), on one device in float32; "
+                f"got strategy={strategy!r}, precision={precision!r}")
         from lmkzoo.tasks.laplacekl_trainer import train_adversarial
 
         return train_adversarial(name, labeled=data, unlabeled=unlabeled, data_dir=data_dir, train_split=train_split,
                                  val_split=val_split, out_dir=out_dir, epochs=epochs, batch_size=batch_size,
                                  learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
                                  builder_overrides=builder_overrides, augment=augment, verbose=verbose, seed=seed,
-                                 unlabeled_crop=unlabeled_crop, discriminator_overrides=discriminator_overrides)
+                                 unlabeled_crop=unlabeled_crop, discriminator_overrides=discriminator_overrides,
+                                 manual_dir=manual_dir, callbacks=callbacks)
+    if spec.recipe.get("stc") and unlabeled is not None:
+        from lmkzoo.tasks.stc import resolve_unlabeled
+
+        unlabeled = resolve_unlabeled(spec, unlabeled)  # a paradigm ("gsl": supervised, "uda", "gssl") → its sources
     if spec.recipe.get("stc") and unlabeled is not None:
         # PIPNet self-training (with curriculum): rounds of pseudo-labelling + retraining, each round through train()
         from lmkzoo.tasks.stc import train_self_training
@@ -318,7 +356,7 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
 
     (work / "ckpt").mkdir(parents=True, exist_ok=True)
     cbs = [
-        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+        *resume_callbacks(backup),
         keras.callbacks.CSVLogger(str(work / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(work / "tb"), write_graph=False, profile_batch=0),
         keras.callbacks.ModelCheckpoint(str(work / "ckpt" / "epoch{epoch:03d}.weights.h5"), save_weights_only=True),

@@ -44,7 +44,8 @@ import keras
 
 from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.models.backbones.backbone import BN_EPSILON, BN_MOMENTUM, make_divisible
+from lmkzoo.models.backbones import scaled_last_conv_args
+from lmkzoo.models.backbones.backbone import BN_EPSILON, BN_MOMENTUM
 from lmkzoo.models.layers import PixelShuffle, SubPixelConv2DTranspose
 from lmkzoo.models.network import LandmarkNetwork
 
@@ -74,19 +75,9 @@ def heatmap_stride(strategy) -> int:
     return BACKBONE_STRIDE // 2 ** len(parse_strategy(strategy))
 
 
-def paper_backbone_args(backbone: str, backbone_args=None) -> dict:
-    """Backbone arguments that give the features Earp et al. use (see the module docstring).
-
-    For ``mobilenetv2``: keep the final 1x1 conv with ``make_divisible(1280 · width)`` channels unless the
-    caller sets ``include_last_conv`` / ``last_conv_channels``. Other backbones are returned unchanged.
-    """
-    args = dict(backbone_args or {})
-    if backbone == "mobilenetv2":
-        width = float(args.get("width_multiplier", 1.0))
-        args.setdefault("include_last_conv", True)
-        if args["include_last_conv"] and args.get("last_conv_channels") is None:
-            args["last_conv_channels"] = make_divisible(1280 * width)
-    return args
+#: backbone arguments that give the features Earp et al. use (see the module docstring): MobileNetV2 keeps its
+#: final 1x1 conv with ``make_divisible(1280 · width)`` channels; other backbones unchanged
+paper_backbone_args = scaled_last_conv_args
 
 
 def _head_init():

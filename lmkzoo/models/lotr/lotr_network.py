@@ -53,7 +53,8 @@ import keras
 
 from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.models.backbones.backbone import BN_EPSILON, BN_MOMENTUM, make_divisible
+from lmkzoo.models.backbones import scaled_last_conv_args
+from lmkzoo.models.backbones.backbone import BN_EPSILON, BN_MOMENTUM
 from lmkzoo.models.layers import SubPixelConv2DTranspose
 from lmkzoo.models.lotr.transformer import (LAYER_NORM_EPSILON, LearnedEmbedding, PositionalEncoding2D,
                                             TransformerDecoderLayer, TransformerEncoderLayer)
@@ -66,18 +67,9 @@ BACKBONE_STRIDE = 32
 KERNEL_INIT = "he_normal"
 
 
-def lotr_backbone_args(backbone: str, backbone_args=None) -> dict:
-    """Backbone arguments for the paper's features: MobileNetV2 keeps its final 1x1 conv with
-    ``make_divisible(1280 · width)`` channels (1280 at width 1.0: "a feature map of size 6 × 6 × 1280", §4.3;
-    the same rule as Earp et al.'s heatmap models, whose pre-processing LOTR shares); other backbones are
-    returned unchanged."""
-    args = dict(backbone_args or {})
-    if backbone == "mobilenetv2":
-        width = float(args.get("width_multiplier", 1.0))
-        args.setdefault("include_last_conv", True)
-        if args["include_last_conv"] and args.get("last_conv_channels") is None:
-            args["last_conv_channels"] = make_divisible(1280 * width)
-    return args
+#: the paper's features: MobileNetV2 keeps its final 1x1 conv with ``make_divisible(1280 · width)`` channels
+#: (1280 at width 1.0: "a feature map of size 6 × 6 × 1280", §4.3); other backbones unchanged
+lotr_backbone_args = scaled_last_conv_args
 
 
 def _positive_int(value, name):
