@@ -84,11 +84,21 @@ def _cmd_predict(args) -> int:
         from tqdm import tqdm
 
         iterator = tqdm(images, desc="images", unit="image")
-    results, no_face = [], 0
+    results, no_face, unreadable = [], 0, 0
     for path in iterator:
+        from lmkzoo.errors import InvalidImageError
         from lmkzoo.image_io import read_image
 
-        img = read_image(path)
+        try:
+            img = read_image(path)
+        except InvalidImageError as e:
+            if not many:
+                raise
+            # one bad file in a folder: say so, keep going, exit 2 at the end (like cat / cp with several files)
+            unreadable += 1
+            print(f"lmkzoo predict: error: {e}", file=sys.stderr)
+            results.append({"image": str(path), "error": str(e)})
+            continue
         faces = lm.predict(img, detector=detector, flip_test=args.flip)
         no_face += not faces
         results.append({"image": str(path), "size": [int(img.shape[1]), int(img.shape[0])],
@@ -109,6 +119,9 @@ def _cmd_predict(args) -> int:
         print(json.dumps(results if many else results[0], indent=1))
     if no_face:
         print(f"no face found in {no_face} of {len(images)} image(s)", file=sys.stderr)
+    if unreadable:
+        print(f"{unreadable} of {len(images)} image(s) could not be read", file=sys.stderr)
+        return 2
     return 1 if no_face == len(images) else 0
 
 

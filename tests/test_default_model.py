@@ -162,3 +162,9 @@ def test_cli_predict_writes_an_overlay_and_json(tmp_path, photo):
     assert r.returncode == 2 and "cannot decode image" in r.stderr and "Traceback" not in r.stderr
     r = _cli("predict", str(tmp_path / "missing.jpg"))
     assert r.returncode == 2 and "not found" in r.stderr
+    # a corrupt file among good ones: reported, the others still processed, exit 2 at the end
+    (folder / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    r = _cli("predict", str(folder), "--json")
+    res = {Path(x["image"]).name: x for x in json.loads(r.stdout)}
+    assert r.returncode == 2 and "cannot decode image" in res["bad.jpg"]["error"] and len(res["face.jpg"]["faces"]) == 1
+    assert "1 of 3 image(s) could not be read" in r.stderr and "Traceback" not in r.stderr

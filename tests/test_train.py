@@ -245,3 +245,14 @@ print(json.dumps({"loss": hist["loss"], "policy": keras.mixed_precision.global_p
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert np.isfinite(res["loss"][0]) and res["policy"] == "float32"
+
+
+def test_validation_metric_follows_the_dataset_protocol():
+    from lmkzoo.tasks.train import _eval_protocol
+
+    assert _eval_protocol("jd_landmark/v1") == ("bbox", 0.08)
+    assert _eval_protocol("aflw19:train") == ("bbox", 0.07)
+    assert _eval_protocol("wflw") == ("inter_ocular", 0.10)
+    assert _eval_protocol("landmark_folder/lfw_teacher68") == ("inter_ocular", 0.10)
+    assert _eval_protocol(("train_ds", "val_ds")) == ("inter_ocular", 0.10)
+    assert _eval_protocol("jd_landmark/v1", "inter_ocular", 0.1) == ("inter_ocular", 0.1)

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from lmkzoo import cli, schemes
+from lmkzoo import cli, geometry, schemes
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
 from lmkzoo.visualize import SIDE_COLORS, draw_landmarks, make_grid
 
@@ -147,3 +147,25 @@ def test_uncertainty_ellipses_faces_and_heatmap_overlay():
     assert abs(y - 13.5) <= 3 and abs(x - 42) <= 4  # the hot spot lands where the peak is, resized to the crop
     with pytest.raises(InvalidArgumentError):
         heatmap_overlay(img, hm, alpha=2.0)
+
+
+def test_landmarker_heatmaps_over_the_crop():
+    """``Landmarker.heatmaps``: the crops ``predict`` cuts and each face's maps (PIPNet's score grid here), drawn
+    over the crop; the hottest cell of the trained default model's left-eye-corner map lies on that corner."""
+    import lmkzoo
+    from lmkzoo.image_io import read_image
+    from lmkzoo.visualize import heatmap_overlay
+
+    lm = lmkzoo.load()
+    img = read_image(lmkzoo.sample_image())
+    crops, maps = lm.heatmaps(img)
+    crops_p, _ = lm.crops(img)
+    assert np.array_equal(crops, crops_p) and maps.shape == (1, 8, 8, 68)
+    face = lm.predict(img)[0]
+    corner = geometry.apply_affine(face.points[36:37], lm.crops(img)[1][0])[0]  # crop pixels
+    j, i = np.unravel_index(np.argmax(maps[0, ..., 36]), maps.shape[1:3])
+    assert abs((i + 0.5) * 16 - corner[0]) <= 16 and abs((j + 0.5) * 16 - corner[1]) <= 16
+    over = heatmap_overlay(crops[0], maps[0])
+    assert over.shape == crops[0].shape and over.dtype == np.uint8
+    with pytest.raises(InvalidArgumentError, match="no per-landmark maps"):
+        lmkzoo.load("lotr_m", weights=None).heatmaps(img, boxes=[face.box])

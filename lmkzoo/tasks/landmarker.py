@@ -216,6 +216,35 @@ class Landmarker:
         crops, affines = self._cut(imgs, faces)[:2]
         return crops, (np.stack(affines) if affines else np.zeros((0, 2, 3)))
 
+    #: the network output that is a per-landmark map, per family output name
+    _MAP_OUTPUTS = ("heatmaps", "scores")
+
+    def heatmaps(self, images, *, boxes=None, five_points=None, detector="default"):
+        """Where the network looks: the crops ``predict`` cuts and the network's per-landmark maps for each face,
+        ``(crops (N, H, W, 3) uint8, maps (N, h, w, K) float32)`` (Keras runtime). The maps are the raw
+        ``heatmaps`` of heatmap-based families (heatmap, LaplaceKL, UGLLI's last hourglass) and PIPNet's ``scores``
+        grid; draw them with :func:`lmkzoo.visualize.heatmap_overlay`. LOTR regresses coordinates and has none.
+        """
+        if self.network is None:
+            raise InvalidArgumentError(f"heatmaps need the Keras network; this Landmarker runs on {self.runtime}")
+        outputs = self.network.output if isinstance(self.network.output, dict) else {}
+        key = next((k for k in self._MAP_OUTPUTS if k in outputs), None)
+        if key is None:
+            raise InvalidArgumentError(f"{self.spec.name} ({self.spec.family}) outputs {sorted(outputs)}: no per-landmark "
+                                       "maps to show")
+        crops, _ = self.crops(images, boxes=boxes, five_points=five_points, detector=detector)
+        if not len(crops):
+            return crops, np.zeros((0, *outputs[key].shape[1:]), np.float32)
+        if getattr(self, "_raw_fn", None) is None:
+            import tensorflow as tf
+
+            from lmkzoo.export.serving import build_serving_model
+
+            raw = build_serving_model(self.network, mean=self.spec.mean, std=self.spec.std, decode=False)
+            self._raw_fn = tf.function(lambda x: raw(x, training=False)[key], reduce_retracing=True)
+        maps = [self._raw_fn(crops[i : i + self.batch_size]).numpy() for i in range(0, len(crops), self.batch_size)]
+        return crops, np.concatenate(maps).astype(np.float32)
+
     def _predict_faces(self, images, faces_per_image, flip_test=False):
         batch, affines, owners, boxes = self._cut(images, faces_per_image)
         results: list[list[FaceLandmarks]] = [[] for _ in images]

@@ -274,8 +274,8 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     from lmkzoo.registry import get_spec
     from lmkzoo.tasks.families import get_family
     from lmkzoo.tasks.loader import build_network
-    from lmkzoo.tasks.train import (_atomic_save, _evaluation_callback, _resume_epoch, _source, build_optimizer,
-                                     resume_callbacks)
+    from lmkzoo.tasks.train import (_atomic_save, _eval_protocol, _evaluation_callback, _resume_epoch, _source,
+                                     build_optimizer, resume_callbacks)
 
     keras.utils.set_random_seed(seed)
     spec = get_spec(name)
@@ -338,7 +338,8 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
            keras.callbacks.ModelCheckpoint(str(out / "ckpt" / "epoch{epoch:03d}.weights.h5"), save_weights_only=True)]
     if val_src is not None:
         val_ds = make_dataset(val_src, training=False, batch_size=batch_size, **common)
-        cbs.insert(0, _evaluation_callback(val_ds, spec.scheme))
+        norm, cutoff = _eval_protocol(labeled)
+        cbs.insert(0, _evaluation_callback(val_ds, spec.scheme, norm=norm, cutoff=cutoff))
     cbs += list(callbacks or [])
     (out / "config.json").write_text(json.dumps({
         "model": spec.name, "labeled": labeled if isinstance(labeled, str) else "<datasets>",

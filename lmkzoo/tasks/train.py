@@ -188,6 +188,17 @@ def resume_callbacks(backup_dir: Path) -> list:
     return [keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False), SeedStateBackup()]
 
 
+def _eval_protocol(data, norm=None, cutoff=None):
+    """The validation metric's normalisation and FR/AUC cutoff: the dataset's standard protocol
+    (:data:`lmkzoo.tasks.evaluate.PROTOCOLS`, e.g. JD-landmark's box NME @0.08) unless given; inter-ocular @0.10
+    for datasets given as ``tf.data`` objects."""
+    from lmkzoo.tasks.evaluate import PROTOCOLS
+
+    default = PROTOCOLS.get(data.split("/")[0].split(":")[0], ("inter_ocular", 0.10)) if isinstance(data, str) else (
+        "inter_ocular", 0.10)
+    return (norm or default[0]), float(cutoff if cutoff is not None else default[1])
+
+
 def _resume_epoch(backup_dir: Path) -> int:
     meta = backup_dir / "training_metadata.json"
     if meta.exists():
@@ -224,8 +235,8 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
           val_split: str | None = "validation", out_dir="runs/train", epochs: int | None = None,
           batch_size: int | None = None, learning_rate: float | None = None, augment=None,
           builder_overrides: dict | None = None, steps_per_epoch: int | None = None, strategy="one_device",
-          precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1, eval_cutoff: float = 0.10,
-          eval_norm: str = "inter_ocular", callbacks=None, unlabeled=None, unlabeled_crop: dict | None = None,
+          precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1, eval_cutoff: float | None = None,
+          eval_norm: str | None = None, callbacks=None, unlabeled=None, unlabeled_crop: dict | None = None,
           discriminator_overrides: dict | None = None):
     """Train zoo model ``name``.
 
@@ -244,6 +255,9 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
             it. Workers other than the chief keep their resume state and logs in ``out_dir/worker<i>/``.
         precision: ``None`` (float32) or a Keras dtype policy such as ``"mixed_bfloat16"``.
         seed: fixes initialisation, shuffling and augmentation.
+        eval_every, eval_norm, eval_cutoff: the validation NME / FR / AUC callback (``val_nme`` ...): every
+            ``eval_every`` epochs, by default with the dataset's standard protocol (``PROTOCOLS`` of
+            :mod:`lmkzoo.tasks.evaluate`; inter-ocular @0.10 for ``tf.data`` inputs).
         unlabeled: unlabeled faces for models whose recipe is adversarial (``laplacekl_rcn_d``): a TFDS name or a
             ``tf.data.Dataset``; such models train with :func:`lmkzoo.tasks.laplacekl_trainer.train_adversarial`.
             For PIPNet recipes with an ``stc`` section (``pipnet_r18_stc``) the unlabeled faces switch on
@@ -363,7 +377,8 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     ]
     if val_src is not None:
         val_ds = make_dataset(val_src, training=False, batch_size=batch_size, **common)
-        cbs.insert(0, _evaluation_callback(val_ds, spec.scheme, norm=eval_norm, cutoff=eval_cutoff, every=eval_every))
+        norm, cutoff = _eval_protocol(data, eval_norm, eval_cutoff)
+        cbs.insert(0, _evaluation_callback(val_ds, spec.scheme, norm=norm, cutoff=cutoff, every=eval_every))
     cbs += list(callbacks or [])
     (work / "config.json").write_text(json.dumps({
         "model": spec.name, "data": data if isinstance(data, str) else "<datasets>", "epochs": epochs,
