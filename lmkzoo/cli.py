@@ -84,11 +84,11 @@ def _cmd_predict(args) -> int:
         from tqdm import tqdm
 
         iterator = tqdm(images, desc="images", unit="image")
+    from lmkzoo.errors import InvalidImageError
+    from lmkzoo.image_io import read_image
+
     results, no_face, unreadable = [], 0, 0
     for path in iterator:
-        from lmkzoo.errors import InvalidImageError
-        from lmkzoo.image_io import read_image
-
         try:
             img = read_image(path)
         except InvalidImageError as e:

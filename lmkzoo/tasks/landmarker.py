@@ -216,7 +216,7 @@ class Landmarker:
         crops, affines = self._cut(imgs, faces)[:2]
         return crops, (np.stack(affines) if affines else np.zeros((0, 2, 3)))
 
-    #: the network output that is a per-landmark map, per family output name
+    #: network outputs that are per-landmark maps (heatmap-based families, PIPNet), in order of preference
     _MAP_OUTPUTS = ("heatmaps", "scores")
 
     def heatmaps(self, images, *, boxes=None, five_points=None, detector="default"):
