@@ -244,6 +244,7 @@ def test_paradigms_resolve_to_sources_with_their_box_conventions():
     gssl = resolve_unlabeled(spec, "gssl")
     assert [u["source"] for u in gssl] == ["face_image_folder/celeba:train"]
     assert [u["source"] for u in resolve_unlabeled(spec, "a:train, b/c")] == ["a:train", "b/c"]
+    assert resolve_unlabeled(spec, uda) == uda  # resolving twice (train() then train_self_training) changes nothing
     # the model's own 1.3 crop of the adjusted box is the official crop of each source's box (lib/preprocess_uda.py)
     box = np.array([40.0, 30.0, 140.0, 150.0])
     w, h = 100.0, 120.0

@@ -146,6 +146,8 @@ def resolve_unlabeled(spec, unlabeled):
         elif isinstance(u, dict) and "source" in u and set(u) <= {"source", "crop"}:
             adjust = source_box_adjust(u["crop"], spec.crop) if u.get("crop") else None
             out.append({"source": u["source"], "box_adjust": adjust})
+        elif isinstance(u, dict) and "source" in u and set(u) <= {"source", "box_adjust"}:  # resolved already
+            out.append({"source": u["source"], "box_adjust": u.get("box_adjust")})
         else:
             raise InvalidArgumentError(f"an unlabeled source is a TFDS name or {{'source': NAME, 'crop': {{...}}}}; got {u!r}")
     return out
