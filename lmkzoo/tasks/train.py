@@ -174,10 +174,11 @@ def resume_callbacks(backup_dir: Path) -> list:
 
         def on_train_begin(self, logs=None):
             if seeds_file.exists() and _resume_epoch(seeds_file.parent) > 0:
-                saved, states = np.load(seeds_file), self._states()
-                if len(saved.files) == len(states):
-                    for i, v in enumerate(states):
-                        v.assign(saved[f"s{i}"])
+                states = self._states()
+                with np.load(seeds_file) as saved:
+                    if len(saved.files) == len(states):
+                        for i, v in enumerate(states):
+                            v.assign(saved[f"s{i}"])
 
         def on_epoch_end(self, epoch, logs=None):
             tmp = seeds_file.with_name(seeds_file.name + ".part")
