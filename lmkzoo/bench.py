@@ -239,38 +239,20 @@ def _calibration_crops(lm):
     return np.stack(out)
 
 
-def _shared_lfw():
-    """lmkzoo's shared LFW faces: ``$LMKZOO_SHARED_DATA/lfw_faces``, else ``shared/data`` beside the checkout."""
-    root = Path(__file__).resolve().parents[2]
-    for c in (os.environ.get("LMKZOO_SHARED_DATA"), root / "shared" / "data", "/work/shared/data"):
-        if c and (Path(c) / "lfw_faces" / "teacher68.csv").exists():
-            return Path(c) / "lfw_faces"
-    return None
-
-
 def _pipeline_rate(spec, network, batch: int = 16, batches: int = 30) -> dict:
-    """Images/s of the recipe's tf.data training pipeline (decode, crop, augment, encode) on real LFW faces."""
-    import tensorflow as tf
-
+    """Images/s of the recipe's tf.data training pipeline (crop, augment, encode, batch) on real LFW faces decoded
+    beforehand (benchmarks/pipeline_throughput.py times the path from the encoded TFDS records)."""
+    from lmkzoo import schemes
     from lmkzoo.data.pipeline import make_dataset
+    from lmkzoo.testing.lfw import examples, find_shared_data, load_faces, teacher_rows
 
-    lfw = _shared_lfw()
-    if lfw is None:
+    shared = find_shared_data()
+    if shared is None:
         return {"skipped": "shared LFW faces not found (set LMKZOO_SHARED_DATA)"}
-    import csv
-
-    import cv2
-
-    with open(lfw / "teacher68.csv") as f:
-        rows = [r for r in list(csv.reader(f))[1:] if r[1] == "1"][:256]
-    images = np.stack([cv2.cvtColor(cv2.imread(str(lfw / r[0])), cv2.COLOR_BGR2RGB) for r in rows])
-    pts = np.array([[float(v) for v in r[2:]] for r in rows], np.float32).reshape(-1, 68, 2)
-    from lmkzoo import geometry, schemes
-
     if schemes.get(spec.scheme).num_points != 68:
         return {"skipped": f"the shared faces have 68 points; {spec.name} uses {spec.scheme}"}
-    src = tf.data.Dataset.from_tensor_slices({"image": images, "landmarks": pts, "visible": np.ones((len(pts), 68), np.float32),
-                                              "bbox": geometry.points_bbox(pts).astype(np.float32)})
+    rows = teacher_rows(shared)[:256]
+    src = examples(*load_faces(shared, rows))
     ds = make_dataset(src, crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme, mean=spec.mean, std=spec.std,
                       codec=network.codec, training=True, batch_size=batch, augment=spec.recipe.get("augment"),
                       epochs=2 + (batches + 3) // max(1, len(rows) // batch))

@@ -1,22 +1,20 @@
 """Shared fixtures: where the real face data lives (../shared/data next to the checkout)."""
 
-import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def shared_data_dir() -> Path:
     """The real-data folder: $LMKZOO_SHARED_DATA, else ../shared/data beside the checkout, else /work/shared/data."""
-    candidates = [os.environ.get("LMKZOO_SHARED_DATA"), ROOT.parent / "shared" / "data", "/work/shared/data"]
-    for c in candidates:
-        if c and (Path(c) / "lfw_faces" / "teacher68.csv").exists():
-            return Path(c)
-    raise FileNotFoundError(
-        "the shared real-face data was not found; set LMKZOO_SHARED_DATA to the folder holding lfw_faces/ and faces68_dlib/"
-    )
+    from lmkzoo.testing.lfw import find_shared_data
+
+    found = find_shared_data()
+    if found is None:
+        raise FileNotFoundError(
+            "the shared real-face data was not found; set LMKZOO_SHARED_DATA to the folder holding lfw_faces/ and faces68_dlib/"
+        )
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -1,25 +1,27 @@
 """Real LFW faces with their 68-point teacher labels, and a predict check shared by the families' tests."""
 
-import csv
-
 import numpy as np
 
 from lmkzoo import geometry, schemes
+from lmkzoo.testing.lfw import examples, load_faces, teacher_rows
+
+__all__ = ["teacher_rows", "load_faces", "examples", "person_split", "example_dataset",
+           "check_five_point_predict_and_flip_test"]
 
 
-def teacher_rows(shared_data):
-    """The rows of ``lfw_faces/teacher68.csv`` whose face was labelled (``file, ok, x0, y0, ...``)."""
-    with open(shared_data / "lfw_faces" / "teacher68.csv") as f:
-        return [r for r in list(csv.reader(f))[1:] if r[1] == "1"]
+def person_split(shared_data, n_train, n_val):
+    """Teacher rows split by person (every 8th person held out): ``(train_rows[:n_train], val_rows[:n_val])``."""
+    rows = teacher_rows(shared_data)
+    people = sorted({r[0].split("/")[0] for r in rows})
+    held_out = set(people[::8])
+    return ([r for r in rows if r[0].split("/")[0] not in held_out][:n_train],
+            [r for r in rows if r[0].split("/")[0] in held_out][:n_val])
 
 
-def load_faces(shared_data, rows):
-    """RGB images (N, H, W, 3) uint8 and teacher points (N, 68, 2) of ``rows``."""
-    import cv2
-
-    images = np.stack([cv2.cvtColor(cv2.imread(str(shared_data / "lfw_faces" / r[0])), cv2.COLOR_BGR2RGB) for r in rows])
-    pts = np.array([[float(v) for v in r[2:]] for r in rows], np.float32).reshape(-1, 68, 2)
-    return images, pts
+def example_dataset(shared_data, rows):
+    """``(examples of rows, their points)``."""
+    images, pts = load_faces(shared_data, rows)
+    return examples(images, pts), pts
 
 
 def check_five_point_predict_and_flip_test(lm, shared_data, size=192, face_scale=0.8, shift_y=-0.16):

@@ -8,7 +8,6 @@ argmax flips under any weight rounding (measured: up to half the crop), so the f
 models with trained weights (the embedded default model) and reported for the others.
 """
 
-import csv
 import json
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from lmkzoo import geometry, schemes
 from lmkzoo.errors import InvalidArgumentError
 from lmkzoo.export.metadata import read_metadata
 from lmkzoo.registry import family_default_models
+from lmkzoo.testing.lfw import load_faces, teacher_rows
 
 FAMILIES = family_default_models()
 MODELS = sorted(FAMILIES.values())
@@ -28,13 +28,8 @@ MODELS = sorted(FAMILIES.values())
 
 def _faces(shared_data, n=6):
     """``n`` LFW photos with their teacher points (test inputs only: nothing here is evaluated as accuracy)."""
-    from lmkzoo.image_io import read_image
-
-    with open(shared_data / "lfw_faces" / "teacher68.csv") as f:
-        rows = [r for r in list(csv.reader(f))[1:] if r[1] == "1"][::400][:n]
-    images = [read_image(shared_data / "lfw_faces" / r[0]) for r in rows]
-    pts = np.array([[float(v) for v in r[2:]] for r in rows], np.float32).reshape(-1, 68, 2)
-    return images, pts
+    images, pts = load_faces(shared_data, teacher_rows(shared_data)[::400][:n])
+    return list(images), pts
 
 
 def _crops(lm, images, pts):

@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from lfw_faces import check_five_point_predict_and_flip_test, load_faces, teacher_rows
+from lfw_faces import (check_five_point_predict_and_flip_test, example_dataset, examples, load_faces, person_split,
+                       teacher_rows)
 
 import lmkzoo
 from lmkzoo import geometry, schemes
@@ -390,21 +391,9 @@ def test_tiny_model_learns_on_lfw_teacher_labels(shared_data):
     from lmkzoo.data.pipeline import make_dataset
     from lmkzoo.tasks.train import evaluate_network
 
-    rows = teacher_rows(shared_data)
-    people = sorted({r[0].split("/")[0] for r in rows})
-    held_out = set(people[::8])  # split by person
-    train_rows = [r for r in rows if r[0].split("/")[0] not in held_out][:512]
-    val_rows = [r for r in rows if r[0].split("/")[0] in held_out][:64]
-
-    def source(rs):
-        images, pts = load_faces(shared_data, rs)
-        return tf.data.Dataset.from_tensor_slices({
-            "image": images, "landmarks": pts, "visible": np.ones(pts.shape[:2], np.float32),
-            "bbox": geometry.points_bbox(pts).astype(np.float32),
-        }), pts
-
-    train_src, train_pts = source(train_rows)
-    val_src, val_pts = source(val_rows)
+    train_rows, val_rows = person_split(shared_data, 512, 64)
+    train_src, train_pts = example_dataset(shared_data, train_rows)
+    val_src, val_pts = example_dataset(shared_data, val_rows)
     base = get_spec("heatmap_mnv2_sdd.300w")
     spec = dataclasses.replace(base, input={**base.input, "size": [96, 96]})
     family = get_family("heatmap")
@@ -440,12 +429,8 @@ def test_train_entry_point_and_keras_file_round_trip(shared_data, tmp_path):
     crops, evaluation callback) and its ``final.keras`` loads back through ``lmkzoo.load(path)``."""
     from lmkzoo.tasks.train import train
 
-    rows = teacher_rows(shared_data)[:24]
-    images, pts = load_faces(shared_data, rows)
-    examples = {"image": images, "landmarks": pts, "visible": np.ones(pts.shape[:2], np.float32),
-                "bbox": geometry.points_bbox(pts).astype(np.float32)}
-    train_src = tf.data.Dataset.from_tensor_slices({k: v[:16] for k, v in examples.items()})
-    val_src = tf.data.Dataset.from_tensor_slices({k: v[16:] for k, v in examples.items()})
+    images, pts = load_faces(shared_data, teacher_rows(shared_data)[:24])
+    train_src, val_src = examples(images[:16], pts[:16]), examples(images[16:], pts[16:])
     # (width 0.125 at 192 px crashes TF 2.21's oneDNN CPU kernels in training: memory corruption in the 8-channel stem)
     overrides = {"backbone": "resnet18", "backbone_args": {"width_multiplier": 0.25}, "filters": 16}
     net, hist = train("heatmap_mnv2_sdd.300w", data=(train_src, val_src), out_dir=tmp_path, epochs=1, batch_size=8,

@@ -8,10 +8,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from lfw_faces import check_five_point_predict_and_flip_test, load_faces, teacher_rows
+from lfw_faces import check_five_point_predict_and_flip_test, example_dataset, person_split
 
 import lmkzoo
-from lmkzoo import geometry
 from lmkzoo.codecs import RegressionCodec
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
 from lmkzoo.losses import L1, SmoothWing, Wing
@@ -393,18 +392,10 @@ def test_tiny_lotr_trains_on_lfw_teacher_labels(shared_data):
     from lmkzoo.data.pipeline import make_dataset
     from lmkzoo.tasks.train import build_optimizer
 
-    rows = teacher_rows(shared_data)
-    people = sorted({r[0].split("/")[0] for r in rows})
-    held_out = set(people[::8])
-    train_rows = [r for r in rows if r[0].split("/")[0] not in held_out][:128]
-    val_rows = [r for r in rows if r[0].split("/")[0] in held_out][:32]
+    train_rows, val_rows = person_split(shared_data, 128, 32)
 
     def source(rs):
-        images, pts = load_faces(shared_data, rs)
-        return tf.data.Dataset.from_tensor_slices({
-            "image": images, "landmarks": pts, "visible": np.ones(pts.shape[:2], np.float32),
-            "bbox": geometry.points_bbox(pts).astype(np.float32),
-        })
+        return example_dataset(shared_data, rs)[0]
 
     spec, net = _tiny_net(scheme="ibug68")
     fam = get_family("lotr")

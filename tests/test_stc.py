@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from lmkzoo import geometry
+from lmkzoo.testing.lfw import face_image_folder, row_points, teacher_rows
 
 TINY = {"backbone_args": {"width_multiplier": 0.125}, "net_stride": 16, "extra_channels": 16}
 TYPES = {"std": 0, "cls1": 1, "cls2": 2, "cls3": 3}
@@ -34,44 +35,6 @@ def stc_net():
     keras.utils.set_random_seed(0)
     spec = _spec()
     return spec, get_family("pipnet").build_network(spec, stc_heads=True)
-
-
-def _teacher(shared_data):
-    with open(shared_data / "lfw_faces" / "teacher68.csv") as f:
-        rows = [r for r in list(csv.reader(f))[1:] if r[1] == "1"]
-    people = sorted({r[0].split("/")[0] for r in rows})
-    return rows, people
-
-
-def _points(row):
-    return np.array([float(v) for v in row[2:]], np.float32).reshape(68, 2)
-
-
-def _labeled_source(shared_data, rows):
-    import tensorflow as tf
-
-    from lmkzoo.image_io import read_image
-
-    images = np.stack([read_image(shared_data / "lfw_faces" / r[0]) for r in rows])
-    pts = np.stack([_points(r) for r in rows])
-    return tf.data.Dataset.from_tensor_slices({
-        "image": images, "landmarks": pts, "visible": np.ones(pts.shape[:2], np.float32),
-        "bbox": geometry.points_bbox(pts).astype(np.float32)})
-
-
-def _unlabeled_folder(shared_data, rows, folder: Path) -> Path:
-    """Other LFW people as a face_image_folder manual dir: image links + boxes.csv (the teacher points' tight box)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["image,x0,y0,x1,y1"]
-    for r in rows:
-        dst = folder / r[0]
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if not dst.exists():
-            os.symlink(shared_data / "lfw_faces" / r[0], dst)
-        b = geometry.points_bbox(_points(r))
-        lines.append(f"{r[0]},{b[0]:.2f},{b[1]:.2f},{b[2]:.2f},{b[3]:.2f}")
-    (folder / "boxes.csv").write_text("\n".join(lines) + "\n")
-    return folder
 
 
 def _build_unlabeled(manual, data_dir):
@@ -276,9 +239,8 @@ def test_paradigms_resolve_to_sources_with_their_box_conventions():
 def test_pseudo_label_artefact_round_trip_through_landmark_folder(shared_data, tmp_path):
     from lmkzoo.tasks.stc import load_pseudo_labels, write_pseudo_labels
 
-    rows, _ = _teacher(shared_data)
-    rows = rows[:3]
-    pts = np.stack([_points(r) for r in rows])
+    rows = teacher_rows(shared_data)[:3]
+    pts = np.stack([row_points(r) for r in rows])
     boxes = geometry.points_bbox(pts) + np.float32([-3, -4, 5, 6])
     images = [shared_data / "lfw_faces" / r[0] for r in rows]
     folder = write_pseudo_labels(tmp_path / "pl", images=images, points=pts, boxes=boxes, scheme="ibug68",
@@ -312,7 +274,8 @@ def test_cli_curriculum_round_trains_each_head_only_in_its_phase(shared_data, tm
     from lmkzoo.tasks.landmarker import Landmarker
     from lmkzoo.tasks.loader import build_network
 
-    rows, people = _teacher(shared_data)
+    rows = teacher_rows(shared_data)
+    people = sorted({r[0].split("/")[0] for r in rows})
     labeled = [r for r in rows if r[0].split("/")[0] in people[:3]][:16]
     others = [r for r in rows if r[0].split("/")[0] in people[-2:]][:8]
     lab = tmp_path / "lab"  # landmark_folder/pts68 over links to the labelled images
@@ -320,9 +283,9 @@ def test_cli_curriculum_round_trains_each_head_only_in_its_phase(shared_data, tm
         dst = lab / r[0]
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(shared_data / "lfw_faces" / r[0], dst)
-        write_pts(dst.with_suffix(".pts"), _points(r))
+        write_pts(dst.with_suffix(".pts"), row_points(r))
     data_dir = tmp_path / "tfds"
-    _build_unlabeled(_unlabeled_folder(shared_data, others, tmp_path / "unl"), data_dir)
+    _build_unlabeled(face_image_folder(shared_data, others, tmp_path / "unl"), data_dir)
     real = lmkzoo.registry.get_spec
 
     def one_pass(name):  # the recipe's schedule (cls3, cls2, std x 3) cut to one pass through the curriculum

@@ -33,17 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lmkzoo.testing.lfw import examples, face_image_folder, load_faces, row_points, teacher_rows
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def _rows(shared: Path):
-    with open(shared / "lfw_faces" / "teacher68.csv") as f:
-        rows = [r for r in list(csv.reader(f))[1:] if r[1] == "1"]
-    return rows
-
-
-def _pts(row):
-    return np.array([float(v) for v in row[2:]], np.float32).reshape(68, 2)
 
 
 def split_people(rows, n_labeled: int, n_unlabeled: int, n_val: int, seed: int = 0):
@@ -64,16 +56,7 @@ def split_people(rows, n_labeled: int, n_unlabeled: int, n_val: int, seed: int =
 
 
 def labeled_dataset(shared: Path, rows):
-    import tensorflow as tf
-
-    from lmkzoo import geometry
-    from lmkzoo.image_io import read_image
-
-    images = np.stack([read_image(shared / "lfw_faces" / r[0]) for r in rows])
-    pts = np.stack([_pts(r) for r in rows])
-    return tf.data.Dataset.from_tensor_slices({
-        "image": images, "landmarks": pts, "visible": np.ones(pts.shape[:2], np.float32),
-        "bbox": geometry.points_bbox(pts).astype(np.float32)})
+    return examples(*load_faces(shared, rows))
 
 
 def unlabeled_tfds(shared: Path, rows, folder: Path, data_dir: Path):
@@ -81,17 +64,8 @@ def unlabeled_tfds(shared: Path, rows, folder: Path, data_dir: Path):
     import tensorflow_datasets as tfds
 
     import datasets_tfds  # noqa: F401
-    from lmkzoo import geometry
 
-    lines = ["image,x0,y0,x1,y1"]
-    for r in rows:
-        dst = folder / r[0]
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if not dst.exists():
-            os.symlink(shared / "lfw_faces" / r[0], dst)
-        b = geometry.points_bbox(_pts(r))
-        lines.append(f"{r[0]},{b[0]:.2f},{b[1]:.2f},{b[2]:.2f},{b[3]:.2f}")
-    (folder / "boxes.csv").write_text("\n".join(lines) + "\n")
+    face_image_folder(shared, rows, folder)
     b = tfds.builder("face_image_folder/folder", data_dir=str(data_dir))
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(folder)))
 
@@ -122,7 +96,7 @@ def evaluate_round(spec, builder, weights, faces, val_rows, shared):
     lm = Landmarker(spec, net)
     res = evaluate(lm, faces)
     imgs = [read_image(shared / "lfw_faces" / r[0]) for r in val_rows]
-    gts = np.stack([_pts(r) for r in val_rows])
+    gts = np.stack([row_points(r) for r in val_rows])
     preds = lm.predict(imgs, boxes=[[geometry.points_bbox(p)] for p in gts], detector=None)
     nme = metrics.nme(np.stack([p[0].points for p in preds]), gts, scheme="ibug68")
     return {"dlib_oracle": res["oracle"]["nme_percent"], "dlib_detector": res["detector"]["nme_percent"],
@@ -135,7 +109,7 @@ def pseudo_label_nme(folder: Path, unl_rows) -> float:
     from lmkzoo import geometry, metrics
 
     index = json.loads((folder.parents[1] / "unlabeled_images" / "index.json").read_text())["items"]
-    truth = np.stack([_pts(r) for r in unl_rows])
+    truth = np.stack([row_points(r) for r in unl_rows])
     tight = geometry.points_bbox(truth)
     order = [truth[np.abs(tight - np.asarray(it["bbox"])).sum(1).argmin()] for it in index]
     with open(folder / "pseudo_labels.csv") as f:
@@ -172,7 +146,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     shared = Path(args.shared)
-    lab_rows, unl_rows, val_rows = split_people(_rows(shared), args.labeled, args.unlabeled, args.val, args.seed)
+    lab_rows, unl_rows, val_rows = split_people(teacher_rows(shared), args.labeled, args.unlabeled, args.val, args.seed)
     print(f"labelled {len(lab_rows)} faces / {len({r[0].split('/')[0] for r in lab_rows})} people, unlabelled "
           f"{len(unl_rows)} / {len({r[0].split('/')[0] for r in unl_rows})}, validation {len(val_rows)}", flush=True)
     unlabeled_tfds(shared, unl_rows, out / "unlabeled_folder", out / "tfds")

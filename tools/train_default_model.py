@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def shared_lfw() -> Path:
-    for c in (os.environ.get("LMKZOO_SHARED_DATA"), ROOT.parent / "shared" / "data", "/work/shared/data"):
-        if c and (Path(c) / "lfw_faces" / "teacher68.csv").exists():
-            return Path(c) / "lfw_faces"
-    raise SystemExit("shared/data/lfw_faces not found: set LMKZOO_SHARED_DATA")
+    from lmkzoo.testing.lfw import find_shared_data
+
+    shared = find_shared_data()
+    if shared is None:
+        raise SystemExit("shared/data/lfw_faces not found: set LMKZOO_SHARED_DATA")
+    return shared / "lfw_faces"
 
 
 def main(argv=None):

@@ -61,16 +61,22 @@ class PIPLoss(StructuredLoss):
         self.net_stride = int(net_stride)
         self.reg_weight = float(cls_weight * PIP_ALPHA[net_stride] if reg_weight is None else reg_weight)
 
-    def call(self, y_true, y_pred):
-        scores = y_pred["scores"]
+    @staticmethod
+    def _map_sq(scores, cells, vis):
+        """Per-example sum of squared errors of a score map ``(B, H, W, K)`` against the one-hot ``cells`` over
+        the visible landmarks ``(B,)``, its element count ``H·W·K`` and the one-hot maps ``(B, HW, K)``."""
         _, gh, gw, k = scores.shape
         hw = gh * gw
-        dtype = scores.dtype
-        cell = ops.cast(y_true["cell"], "int32")
-        vis = ops.cast(y_true["visible"], dtype)  # (B, K)
-        oh = one_hot_cells(cell, hw, dtype)  # (B, HW, K)
+        oh = one_hot_cells(ops.cast(cells, "int32"), hw, scores.dtype)
         s = ops.reshape(scores, (-1, hw, k))
-        cls = ops.sum(ops.square(s - oh) * ops.expand_dims(vis, 1), axis=(1, 2)) / float(hw * k)
+        return ops.sum(ops.square(s - oh) * ops.expand_dims(vis, 1), axis=(1, 2)), float(hw * k), oh
+
+    def call(self, y_true, y_pred):
+        scores = y_pred["scores"]
+        k = scores.shape[-1]
+        vis = ops.cast(y_true["visible"], scores.dtype)  # (B, K)
+        sq, n, oh = self._map_sq(scores, y_true["cell"], vis)
+        cls = sq / n
 
         off_err, nb_err = masked_regression_errors(y_true, y_pred, oh, vis)
         l_off = ops.sum(off_err, axis=1) / float(k)

@@ -21,10 +21,8 @@ from __future__ import annotations
 from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
-from lmkzoo.codecs.base import one_hot_cells
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.losses.pipnet_loss import PIP_ALPHA, masked_regression_errors
-from lmkzoo.models.network import StructuredLoss
+from lmkzoo.losses.pipnet_loss import PIPLoss, masked_regression_errors
 
 __all__ = ["STCLoss", "STC_TASKS"]
 
@@ -33,7 +31,7 @@ STC_TASKS = {"std": 0, "cls1": 1, "cls2": 2, "cls3": 3}
 
 
 @lmkzoo_export
-class STCLoss(StructuredLoss):
+class STCLoss(PIPLoss):
     """``cls_weight · masked MSE(three score maps)`` + ``reg_weight · masked L1(x, y, nb_x, nb_y)``.
 
     As in PIPNet's GSSL code, each term is a *sum* over its active elements divided by the batch's count of
@@ -51,21 +49,7 @@ class STCLoss(StructuredLoss):
 
     def __init__(self, cls_weight: float = 10.0, reg_weight: float | None = None, net_stride: int = 32,
                  name="stc_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        if net_stride not in PIP_ALPHA:
-            raise InvalidArgumentError(f"net_stride must be one of {sorted(PIP_ALPHA)}; got {net_stride!r}")
-        self.cls_weight = float(cls_weight)
-        self.net_stride = int(net_stride)
-        self.reg_weight = float(cls_weight * PIP_ALPHA[net_stride] if reg_weight is None else reg_weight)
-
-    @staticmethod
-    def _map_sq(scores, cells, vis):
-        """Per-example sum of squared errors of a score map against its one-hot cells ``(B,)``."""
-        _, gh, gw, k = scores.shape
-        hw = gh * gw
-        oh = one_hot_cells(ops.cast(cells, "int32"), hw, scores.dtype)
-        s = ops.reshape(scores, (-1, hw, k))
-        return ops.sum(ops.square(s - oh) * ops.expand_dims(vis, 1), axis=(1, 2)), float(hw * k), oh
+        super().__init__(cls_weight, reg_weight, net_stride, name=name, **kwargs)
 
     def call(self, y_true, y_pred):
         scores = y_pred["scores"]
@@ -105,7 +89,3 @@ class STCLoss(StructuredLoss):
                        + self.reg_weight * (off_sum / ops.maximum(n_std * k, 1.0) + nb_sum / ops.maximum(n_std * k * c, 1.0)))
         # per-example values whose batch mean is the masked-sum / mask-count loss
         return per_example * batch
-
-    def get_config(self):
-        return {**super().get_config(), "cls_weight": self.cls_weight, "reg_weight": self.reg_weight,
-                "net_stride": self.net_stride}

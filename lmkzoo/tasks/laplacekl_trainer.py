@@ -274,8 +274,8 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     from lmkzoo.registry import get_spec
     from lmkzoo.tasks.families import get_family
     from lmkzoo.tasks.loader import build_network
-    from lmkzoo.tasks.train import (_atomic_save, _eval_protocol, _evaluation_callback, _resume_epoch, _source,
-                                     build_optimizer, resume_callbacks)
+    from lmkzoo.tasks.train import (_atomic_save, _eval_protocol, _evaluation_callback, _resume_epoch,
+                                     _train_val_sources, build_optimizer, resume_callbacks)
 
     keras.utils.set_random_seed(seed)
     spec = get_spec(name)
@@ -290,13 +290,7 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    if isinstance(labeled, str):
-        train_src = _source(labeled, train_split, data_dir, manual_dir)
-        val_src = _source(labeled, val_split, data_dir, None) if val_split else None
-    elif isinstance(labeled, (tuple, list)):
-        train_src, val_src = labeled
-    else:
-        train_src, val_src = labeled, None
+    train_src, val_src = _train_val_sources(labeled, train_split, val_split, data_dir, manual_dir)
     if isinstance(unlabeled, str):
         unlabeled = load_tfds(unlabeled, unlabeled_split, data_dir=data_dir, shuffle_files=True)
     if not isinstance(unlabeled, tf.data.Dataset):

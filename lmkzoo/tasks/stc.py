@@ -450,7 +450,7 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
     from lmkzoo.registry import get_spec
     from lmkzoo.tasks.families import get_family
     from lmkzoo.tasks.loader import build_network
-    from lmkzoo.tasks.train import _atomic_save, _source, train
+    from lmkzoo.tasks.train import _atomic_save, _train_val_sources, train
 
     spec = name if hasattr(name, "family") else get_spec(name)
     if spec.family != "pipnet":
@@ -462,13 +462,7 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    if isinstance(labeled, str):
-        train_src = _source(labeled, train_split, data_dir, manual_dir)
-        val_src = _source(labeled, val_split, data_dir, None) if val_split else None
-    elif isinstance(labeled, (tuple, list)):
-        train_src, val_src = labeled
-    else:
-        train_src, val_src = labeled, None
+    train_src, val_src = _train_val_sources(labeled, train_split, val_split, data_dir, manual_dir)
     n_labeled = int(train_src.cardinality().numpy())
     if n_labeled <= 0:
         raise InvalidArgumentError("the labeled training set must have a known, non-zero size")

@@ -232,6 +232,17 @@ def _source(data, split, data_dir, manual_dir, shuffle_files=False):
     return load_tfds(data, split, data_dir=data_dir, shuffle_files=shuffle_files)
 
 
+def _train_val_sources(data, train_split, val_split, data_dir, manual_dir):
+    """``(train, val)`` example datasets from a TFDS name (its ``train_split`` / ``val_split``, built from
+    ``manual_dir`` first when given), a ``(train, val)`` pair (``val`` may be None) or one dataset."""
+    if isinstance(data, str):
+        train_src = _source(data, train_split, data_dir, manual_dir)
+        return train_src, (_source(data, val_split, data_dir, None) if val_split else None)
+    if isinstance(data, (tuple, list)):
+        return tuple(data)
+    return data, None
+
+
 def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str = "train",
           val_split: str | None = "validation", out_dir="runs/train", epochs: int | None = None,
           batch_size: int | None = None, learning_rate: float | None = None, augment=None,
@@ -324,11 +335,7 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     if precision:
         keras.mixed_precision.set_global_policy(precision)
 
-    if isinstance(data, str):
-        train_src = _source(data, train_split, data_dir, manual_dir)
-        val_src = _source(data, val_split, data_dir, None) if val_split else None
-    else:
-        train_src, val_src = data
+    train_src, val_src = _train_val_sources(data, train_split, val_split, data_dir, manual_dir)
     n_train = int(train_src.cardinality().numpy())
     if steps_per_epoch is None:
         if n_train <= 0:
