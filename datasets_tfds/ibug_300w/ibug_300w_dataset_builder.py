@@ -6,11 +6,18 @@ Configs:
   ``split="test_common+test_challenge"`` (689).
 * ``split2`` (UGLLI split 2, the 300-W challenge protocol): ``train`` = all 3837 images above,
   ``test_indoor`` / ``test_outdoor`` = the 300-W test set (300 + 300); full test ``"test_indoor+test_outdoor"``.
+
+A partial copy builds what its files support: a split whose folders are all missing is left out, a split with some
+folders missing is built from the others, and both are stated (a warning at build time, and
+``info.metadata["missing"]`` / ``["faces"]`` in the built dataset: each folder's count against the official one).
+A copy with none of a config's folders raises :class:`~lmkzoo.errors.DatasetFormatError` listing them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +36,9 @@ _CHALLENGE = [("ibug", "ibug", "challenge", "ibug")]
 _INDOOR = [("300W/01_Indoor", "300w", "indoor", None)]
 _OUTDOOR = [("300W/02_Outdoor", "300w", "outdoor", None)]
 BOXES_FOLDER = "Bounding Boxes"
+#: faces in each folder of the official release (300-W, Sagonas et al. 2016)
+OFFICIAL_FACES = {"afw": 337, "helen/trainset": 2000, "lfpw/trainset": 811, "helen/testset": 330,
+                  "lfpw/testset": 224, "ibug": 135, "300W/01_Indoor": 300, "300W/02_Outdoor": 300}
 
 
 @dataclasses.dataclass
@@ -73,18 +83,34 @@ class Builder(LandmarkBuilder):
             "detector_bbox": tfds.features.Tensor(shape=(4,), dtype=np.float32),
         }
 
+    def _info(self) -> tfds.core.DatasetInfo:
+        info = super()._info()
+        info.metadata.update(missing=[], faces={})
+        return info
+
     def _split_generators(self, dl_manager):
         root = Path(dl_manager.manual_dir)
-        return {split: self._generate_examples(self._read_split(root, folders))
-                for split, folders in self.builder_config.splits.items()}
+        inventory = survey(root, self.builder_config.splits)
+        missing = sorted({f for split in inventory.values() for f, n in split.items() if n == 0})
+        if all(n == 0 for split in inventory.values() for n in split.values()):
+            raise DatasetFormatError(
+                f"none of the 300-W folders of config {self.builder_config.name!r} holds a .pts file (looked for "
+                f"{', '.join(sorted(missing))}; see MANUAL_DOWNLOAD_INSTRUCTIONS)", path=root)
+        counts = {f: n for split in inventory.values() for f, n in split.items()}
+        self.info.metadata["missing"] = missing
+        self.info.metadata["faces"] = {f: [n, OFFICIAL_FACES.get(f)] for f, n in sorted(counts.items())}
+        statement = describe(inventory)
+        if statement:
+            logging.warning("ibug_300w/%s: %s", self.builder_config.name, statement)
+            warnings.warn(f"ibug_300w/{self.builder_config.name}: {statement}", PartialDatasetWarning, stacklevel=2)
+        return {split: self._generate_examples(self._read_split(root, [f for f in folders if inventory[split][f[0]]]))
+                for split, folders in self.builder_config.splits.items() if any(inventory[split].values())}
 
     def _read_split(self, root: Path, folders) -> list[Face]:
         faces = []
         for folder, source, subset, boxes_stem in folders:
             d = root / folder
             files = sorted(d.glob("*.pts"))
-            if not files:
-                raise DatasetFormatError(f"no .pts files in {folder!r} (see MANUAL_DOWNLOAD_INSTRUCTIONS)", path=d)
             det = read_detector_boxes(root / BOXES_FOLDER / f"bounding_boxes_{boxes_stem}.mat") if boxes_stem else {}
             for pts_file in files:
                 img = find_image(d, pts_file.stem)
@@ -98,6 +124,33 @@ class Builder(LandmarkBuilder):
                             "detector_bbox": det.get(img.name, np.full(4, np.nan, np.float32))},
                     source=(pts_file, None)))
         return self._finish(faces)
+
+
+class PartialDatasetWarning(UserWarning):
+    """A 300-W copy lacks folders (their splits are left out) or holds fewer faces than the official release."""
+
+
+def survey(root: Path, splits: dict) -> dict:
+    """``{split: {folder: number of .pts files}}`` of a manual dir (0 for a missing or empty folder)."""
+    return {split: {folder: len(list((Path(root) / folder).glob("*.pts"))) for folder, *_ in folders}
+            for split, folders in splits.items()}
+
+
+def describe(inventory: dict) -> str:
+    """What a partial copy lacks, in words; "" for a complete one."""
+    parts = []
+    for split, folders in inventory.items():
+        absent = [f for f, n in folders.items() if n == 0]
+        if absent and len(absent) == len(folders):
+            parts.append(f"split {split!r} left out (no .pts files in {', '.join(absent)})")
+        elif absent:
+            parts.append(f"split {split!r} built without {', '.join(absent)} (no .pts files there)")
+    short = [f"{f}: {n} of {OFFICIAL_FACES[f]} faces" for f, n in sorted({f: n for s in inventory.values()
+                                                                           for f, n in s.items()}.items())
+             if 0 < n < OFFICIAL_FACES.get(f, 0)]
+    if short:
+        parts.append("fewer faces than the official release in " + "; ".join(short))
+    return "; ".join(parts)
 
 
 def read_detector_boxes(path: Path) -> dict:
