@@ -249,7 +249,7 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
           builder_overrides: dict | None = None, steps_per_epoch: int | None = None, strategy="one_device",
           precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1, eval_cutoff: float | None = None,
           eval_norm: str | None = None, callbacks=None, unlabeled=None, unlabeled_crop: dict | None = None,
-          discriminator_overrides: dict | None = None):
+          discriminator_overrides: dict | None = None, imagenet_weights=None):
     """Train zoo model ``name``.
 
     Args:
@@ -279,6 +279,9 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         unlabeled_crop: crop of the unlabeled faces (default the model's own policy, which for LaplaceKL needs five
             points per image); ``{"policy": "box", "scale": s}`` crops ``face_image_folder``'s boxes instead.
         discriminator_overrides: override the recipe's discriminator arguments (adversarial models only).
+        imagenet_weights: the ImageNet MobileNetV2 TFLite file (``tf2_mobilenet_v2_1.0_224_ptq.tflite``) for recipes
+            with ``backbone_init: imagenet`` (default ``$LMKZOO_IMAGENET_MOBILENETV2``): a new run starts its backbone
+            from it (:mod:`lmkzoo.convert.mobilenet_v2_tflite`, BatchNorm statistics from the first training batch).
     Returns:
         ``(network, history)``; ``history`` has the per-epoch logs and ``train_seconds``.
     """
@@ -370,6 +373,10 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
                             seed=seed, start_epoch=start_epoch, epochs=max(1, epochs - start_epoch), num_shards=shards, shard_index=index,
                             epoch_multiple=batch_size // shards, **common)
 
+    backbone_init = None
+    if recipe.get("backbone_init"):
+        backbone_init = _init_backbone(network, spec, recipe["backbone_init"], imagenet_weights,
+                                       dataset_fn() if start_epoch == 0 else None)
     train_ds = dataset_fn() if replicas == 1 else strat.distribute_datasets_from_function(dataset_fn)
     if replicas > 1 and n_train > 0:
         # each input pipeline reads 1/num_workers of the data
@@ -392,7 +399,7 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         "model": spec.name, "data": data if isinstance(data, str) else "<datasets>", "epochs": epochs,
         "batch_size": batch_size, "learning_rate": learning_rate, "augment": augment, "builder_overrides": overrides,
         "steps_per_epoch": steps_per_epoch, "seed": seed, "strategy": strategy if isinstance(strategy, str) else type(strategy).__name__,
-        "replicas": replicas, "precision": precision, "start_epoch": start_epoch,
+        "replicas": replicas, "precision": precision, "start_epoch": start_epoch, "backbone_init": backbone_init,
     }, indent=2, default=str))
     t0 = time.time()
     history = network.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=verbose)
@@ -411,6 +418,28 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     if precision:
         keras.mixed_precision.set_global_policy("float32")
     return network, hist
+
+
+def _init_backbone(network, spec, kind, path, dataset):
+    """A recipe's ``backbone_init``: ``imagenet`` loads the ImageNet MobileNetV2 (a new run: ``dataset`` given, its
+    first batch calibrates the BatchNorms; a resumed run gets its weights from the backup and only checks the file)."""
+    if kind != "imagenet":
+        raise InvalidArgumentError(f"{spec.name}: unknown backbone_init {kind!r}; allowed: imagenet")
+    path = path or os.environ.get("LMKZOO_IMAGENET_MOBILENETV2")
+    if not path:
+        raise InvalidArgumentError(
+            f"{spec.name} starts from ImageNet MobileNetV2 weights: pass imagenet_weights= (CLI --imagenet-weights) "
+            "or set LMKZOO_IMAGENET_MOBILENETV2 to tf2_mobilenet_v2_1.0_224_ptq.tflite (google-coral/test_data)")
+    if not Path(path).is_file():
+        raise InvalidArgumentError(f"imagenet_weights: no file at {path}")
+    from lmkzoo.convert.mobilenet_v2_tflite import load_imagenet_mobilenet_v2, read_mobilenet_v2_tflite
+
+    if dataset is None:
+        return {"imagenet": str(path), "sha256": read_mobilenet_v2_tflite(path)["sha256"], "resumed": True}
+    images = next(iter(dataset))[0]
+    info = load_imagenet_mobilenet_v2(network.backbone, path, mean=spec.mean, std=spec.std,
+                                      calibration_images=np.asarray(images))
+    return {"imagenet": str(path), **info}
 
 
 def _is_chief(strategy) -> bool:
