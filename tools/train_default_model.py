@@ -18,7 +18,7 @@ deterministic input stream), so it can be killed at any time.
     python tools/train_default_model.py --model pipnet_lite.lfw --data lfw --out runs/pipnet_lite   # ~1 min/epoch
 
 Then evaluate on shared/data/faces68_dlib (tools/eval_faces68_dlib.py runs/pipnet_lite/final.keras) and
-publish the weights into the package (tools/embed_default_model.py).
+ship the weights into the package (tools/ship_model.py RUN --name NAME --data 300w+lfw --write-zoo).
 """
 
 from __future__ import annotations
