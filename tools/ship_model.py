@@ -127,18 +127,21 @@ def write_zoo(name: str, builder: dict, entry: dict) -> Path:
 
     zoo = ROOT / "zoo.yaml"
     src = zoo.read_text()
-    begin, end = f"# BEGIN weights {name}\n", f"# END weights {name}\n"
+    begin, end = f"# BEGIN weights {name} ", f"# END weights {name}\n"
     a, b = src.find(begin), src.find(end)
     if a < 0 or b < a:
-        raise SystemExit(f"zoo.yaml has no '{begin.strip()}' ... '{end.strip()}' block")
-    indent = src[src.rfind("\n", 0, a) + 1: a]
+        raise SystemExit(f"zoo.yaml has no '{begin.strip()} (...)' ... '{end.strip()}' block")
+    line_start = src.rfind("\n", 0, a) + 1
+    indent = src[line_start:a]
+    body_start, body_end = src.index("\n", a) + 1, b - len(indent)
     arch, tag = name.split(".", 1)
     current = dict(yaml.safe_load(src)["models"][arch]["tags"][tag])
     current.pop("weights", None)
     tag_builder = {**dict(current.pop("builder", None) or {}), **builder}
     lines = [f"{tag}:"]
     for k, v in current.items():
-        lines.append(f"  {k}: " + yaml.safe_dump(hub._plain(v), default_flow_style=True, width=100000).strip())
+        text = yaml.safe_dump(hub._plain(v), default_flow_style=True, width=100000).strip()
+        lines.append(f"  {k}: " + text.removesuffix("...").strip())  # a plain scalar ends its document with "..."
     if tag_builder:  # PIPNet's mean face (68 pairs) in flow style
         flow = yaml.safe_dump(hub._plain(tag_builder), default_flow_style=True, width=110).strip()
         lines.append("  builder: " + flow.replace("\n", "\n    "))
@@ -146,7 +149,7 @@ def write_zoo(name: str, builder: dict, entry: dict) -> Path:
     lines.append("  weights:")
     lines += ["    " + line for line in card.splitlines()]
     block = "".join(f"{indent}{line}\n" for line in "\n".join(lines).splitlines())
-    zoo.write_text(src[: a + len(begin)] + block + src[b:])
+    zoo.write_text(src[:body_start] + block + src[body_end:])
     return zoo
 
 
