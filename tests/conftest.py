@@ -6,15 +6,10 @@ import pytest
 
 
 def shared_data_dir() -> Path:
-    """The real-data folder: $LMKZOO_SHARED_DATA, else ../shared/data beside the checkout, else /work/shared/data."""
-    from lmkzoo.testing.lfw import find_shared_data
+    """The real-data folder: $LMKZOO_SHARED_DATA, else ../shared/data beside the checkout (an error says how to set it)."""
+    from lmkzoo.testing.lfw import require_shared_data
 
-    found = find_shared_data()
-    if found is None:
-        raise FileNotFoundError(
-            "the shared real-face data was not found; set LMKZOO_SHARED_DATA to the folder holding lfw_faces/ and faces68_dlib/"
-        )
-    return found
+    return require_shared_data()
 
 
 @pytest.fixture(scope="session")

@@ -121,7 +121,7 @@ def _batch(net, task, n=2, seed=0):
     return x, net.codec.encode(pts, task=np.asarray(task if np.ndim(task) else [task] * n, np.int32))
 
 
-ACTIVE = {  # outputs and head kernels a batch of each type trains (REFERENCE_FACTS §A9)
+ACTIVE = {  # outputs and head kernels a batch of each type trains (docs/reference_facts.md §A9)
     "std": {"scores", "offset_x", "offset_y", "neighbor_x", "neighbor_y"},
     "cls1": {"scores"},
     "cls2": {"scores_pool1"},

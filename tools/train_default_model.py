@@ -30,12 +30,12 @@ from pathlib import Path
 
 
 def shared_lfw() -> Path:
-    from lmkzoo.testing.lfw import find_shared_data
+    from lmkzoo.testing.lfw import require_shared_data
 
-    shared = find_shared_data()
-    if shared is None:
-        raise SystemExit("shared/data/lfw_faces not found: set LMKZOO_SHARED_DATA")
-    return shared / "lfw_faces"
+    try:
+        return require_shared_data() / "lfw_faces"
+    except FileNotFoundError as e:
+        raise SystemExit(str(e)) from None
 
 
 def mixed_300w_lfw(data_dir, repeat_300w: int = 2):

@@ -1,4 +1,4 @@
-"""PIPNet's loss (paper Eq. 1-6; REFERENCE_FACTS §A7)."""
+"""PIPNet's loss (paper Eq. 1-6; docs/reference_facts.md §A7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Self-training with curriculum (STC) for PIPNet (Jin et al. 2021, §3.3 and §4.5; REFERENCE_FACTS §A9).
+"""Self-training with curriculum (STC) for PIPNet (Jin et al. 2021, §3.3 and §4.5; docs/reference_facts.md §A9).
 
 ``train_self_training(name, labeled=..., unlabeled=...)`` runs PIPNet's GSSL schedule:
 
