@@ -468,7 +468,8 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
         raise InvalidArgumentError("the labeled training set must have a known, non-zero size")
     sources = resolve_unlabeled(spec, unlabeled)
     if sources is None:
-        raise InvalidArgumentError("self-training needs unlabeled faces; paradigm 'gsl' trains supervised (lmkzoo.train)")
+        raise InvalidArgumentError("self-training needs unlabeled faces; paradigm 'gsl' is plain supervised training: "
+                                   "lmkzoo.train(name, data=...) without unlabeled=")
     stream, unlabeled_desc = _unlabeled_stream(sources, split=unlabeled_split, data_dir=data_dir)
 
     overrides = dict(builder_overrides or {})
