@@ -13,6 +13,7 @@ from lmkzoo.convert.pipnet_torch import convert_checkpoint
 from lmkzoo.errors import CheckpointMismatchError
 from lmkzoo.testing.torch_pipnet import random_pipnet as _random_pipnet
 
+
 def _numpy_decode(outs, nb_table, max_len, num_nb, grid):
     """docs/reference_facts.md §A6 in numpy, one image: argmax over h*W + w, own + neighbour votes, merge."""
     cls, ox, oy, nbx, nby = [o[0].reshape(o.shape[1], -1) for o in outs]

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from lmkzoo.convert.mobilenet_v2_tflite import (
-    KNOWN_SHA256, imagenet_classifier, load_imagenet_mobilenet_v2, read_mobilenet_v2_tflite)
+    KNOWN_SHA256,
+    imagenet_classifier,
+    load_imagenet_mobilenet_v2,
+    read_mobilenet_v2_tflite,
+)
 from lmkzoo.errors import CheckpointMismatchError, InvalidArgumentError
 
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])

@@ -143,7 +143,7 @@ def test_loss_masks_each_term_by_sample_type(stc_net, kind):
     probe = phase_gradients(net, loss, x, t)
     for name, g in probe["outputs"].items():
         assert (g > 0) == (name in ACTIVE[kind]), (kind, name, g)
-    for out, layer in KERNELS.items():
+    for layer in KERNELS.values():
         assert (probe["kernels"][layer] > 0) == (kind == "std"), (kind, layer)
     assert probe["kernels"]["cls_layer"] > 0  # the shared classifier learns in every phase
     # the value depends only on the active maps: scrambling every other output changes nothing

@@ -71,7 +71,7 @@ def main(shared, names=("haar", "blazeface_full", "blazeface_short")):
                                (tight[2] - tight[0]) / s, (tight[3] - tight[1]) / s])
         r = np.median(np.asarray(ratios), axis=0)
         print(f"{name}: LFW recall {found}/{total} = {found / total:.3f}, {1000 * seconds / total:.2f} ms per 250x250 image")
-        print("  calibration = {'dx': %.4f, 'dy': %.4f, 'sw': %.4f, 'sh': %.4f}" % tuple(r))
+        print(f"  calibration = {{'dx': {r[0]:.4f}, 'dy': {r[1]:.4f}, 'sw': {r[2]:.4f}, 'sh': {r[3]:.4f}}}")
         print("  spread (IQR):", np.round(np.percentile(ratios, 75, axis=0) - np.percentile(ratios, 25, axis=0), 4))
         # recall on the in-the-wild dlib faces
         dl = shared / "faces68_dlib"

@@ -39,7 +39,7 @@ def evaluate(lm, faces, flip_test=False):
     res = {}
     # oracle boxes
     preds, gts = [], []
-    for name, (img, pts) in faces.items():
+    for _name, (img, pts) in faces.items():
         boxes = [np.concatenate([p.min(0), p.max(0)]) for p in pts]
         out = lm.predict(img, boxes=boxes, flip_test=flip_test)
         preds += [o.points for o in out]
@@ -50,7 +50,7 @@ def evaluate(lm, faces, flip_test=False):
     # detector path
     preds, gts, missed = [], [], 0
     t0 = time.perf_counter()
-    for name, (img, pts) in faces.items():
+    for _name, (img, pts) in faces.items():
         out = lm.predict(img, flip_test=flip_test)
         for p in pts:
             lo, hi = p.min(0), p.max(0)

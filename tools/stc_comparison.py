@@ -32,8 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmkzoo.testing.lfw import (examples, face_image_folder, load_faces, require_shared_data, row_points,
-                                teacher_rows)
+from lmkzoo.testing.lfw import examples, face_image_folder, load_faces, require_shared_data, row_points, teacher_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -140,8 +139,8 @@ def main(argv=None):
 
     from eval_faces68_dlib import load_faces
 
-    from lmkzoo.testing.tiny import tiny_spec
     from lmkzoo.tasks.stc import train_self_training
+    from lmkzoo.testing.tiny import tiny_spec
 
     t_start = time.time()
     out = Path(args.out)

@@ -102,9 +102,8 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
     Returns:
         a :class:`~lmkzoo.tasks.landmarker.Landmarker`.
     """
-    from lmkzoo.tasks.landmarker import Landmarker
-
     from lmkzoo.export.runtimes import RUNTIMES
+    from lmkzoo.tasks.landmarker import Landmarker
 
     if runtime not in RUNTIMES:
         raise InvalidArgumentError(f"runtime must be one of {list(RUNTIMES)}; got {runtime!r}")

@@ -6,7 +6,7 @@ torch is an optional dependency (``pip install 'lmkzoo[torch]'``); this module i
 
 from __future__ import annotations
 
-__all__ = ["PipResNet18", "random_pipnet"]
+__all__ = ["PipResNet18", "random_pipnet"]  # noqa: F822 (built on first use by __getattr__, which imports torch)
 
 
 def _classes():
