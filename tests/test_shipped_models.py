@@ -50,3 +50,19 @@ def test_shipped_model_loads_offline_and_finds_real_landmarks(name, common_faces
     reported = card.metrics.get("300w_common_nme")
     bound = 1.5 * reported + 1.0 if reported else DEFAULT_BOUND
     assert nme < bound, f"{name}: NME {nme:.2f} % on {len(gt)} Common faces; card {reported}, bound {bound:.2f}"
+
+
+def test_wheel_with_every_shipped_model_stays_under_80_mb(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+                    str(root)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("lmkzoo-*.whl")
+    assert wheel.stat().st_size <= 80e6, f"{wheel.name}: {wheel.stat().st_size / 1e6:.1f} MB"
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in SHIPPED:
+        assert f"lmkzoo/{get_spec(name).weights.file}" in names, f"{name}'s weights are not in the wheel"
