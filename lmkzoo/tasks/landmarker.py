@@ -402,19 +402,26 @@ class Landmarker:
         if self.network is None:
             raise InvalidArgumentError(f"a {self.runtime} Landmarker cannot be exported again; export from the Keras model "
                                        f"(lmkzoo.load({self.spec.name!r}))")
+        path = Path(path)
+        if path.is_dir() and format != "saved_model":
+            raise InvalidArgumentError(f"the export path {path} is a folder; a {format} export is one file: give a file "
+                                       f"name such as {path / (self.spec.name + '.' + format)}")
+        if path.exists() and not path.is_dir() and format == "saved_model":
+            raise InvalidArgumentError(f"the export path {path} is a file; a SavedModel is a folder")
+        rep = calibration = None
+        if quantize == "int8":  # before the conversion: bad calibration data fails fast
+            if representative_data is None:
+                convert._check_quantize(quantize, None)
+            rep, calibration = representative_crops(self, representative_data, num=num_calibration, data_dir=data_dir)
         serving = self.serving_model(with_affine=with_affine)
         meta = make_metadata(self.spec, outputs=list(serving.output), with_affine=with_affine, fmt=format,
                              quantize=quantize, batch_size=batch_size)
-        path = Path(path)
+        if calibration is not None:
+            meta["calibration"] = calibration
         if format == "onnx":
             return convert.export_onnx(serving, path, metadata=meta, batch_size=batch_size)
         if format == "saved_model":
             return convert.export_saved_model(serving, path, metadata=meta, batch_size=batch_size)
-        rep = None
-        if quantize == "int8":
-            if representative_data is None:
-                convert._check_quantize(quantize, None)
-            rep = representative_crops(self, representative_data, num=num_calibration, data_dir=data_dir)
         return convert.export_tflite(serving, path, metadata=meta, quantize=quantize, representative=rep,
                                      batch_size=batch_size, float_scopes=(self.network.codec.name,))
 
