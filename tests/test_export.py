@@ -37,7 +37,8 @@ def _crops(lm, images, pts):
     sch = schemes.get("ibug68")
     out = []
     for img, p in zip(images, pts):
-        c, _ = lm.crops(img, boxes=[geometry.points_bbox(p)], five_points=[sch.five_points(p)])
+        aligned = lm.spec.crop.get("policy", "box") != "box"
+        c, _ = lm.crops(img, five_points=[sch.five_points(p)]) if aligned else lm.crops(img, boxes=[geometry.points_bbox(p)])
         out.append(c)
     return np.concatenate(out)
 
