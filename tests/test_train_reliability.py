@@ -139,7 +139,14 @@ def test_a_run_with_a_damaged_state_resumes_to_the_weights_and_history_of_an_uni
     kw = dict(data=(src, None), batch_size=8, learning_rate=3e-3, verbose=0, seed=7, steps_per_epoch=5)
     full, _ = train(spec, out_dir=tmp_path / "full", epochs=3, **kw)
     run = tmp_path / "resumed"
-    train(spec, out_dir=run, epochs=2, **kw)
+
+    class Stop(keras.callbacks.Callback):  # the run dies after epoch 2 (its state written): same schedule as `full`
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, out_dir=run, epochs=3, callbacks=[Stop()], **kw)
     weights = run / "backup" / "state-00002" / "model.weights.h5"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.warns(UserWarning, match="state-00002 is damaged"):
