@@ -2,6 +2,7 @@
 history of a resumed run is whole, and ``steps_per_epoch`` that is not one pass keeps resumed runs exact."""
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def test_a_run_with_a_damaged_state_resumes_to_the_weights_and_history_of_an_uni
 
     src = lfw_tfds.as_dataset(split="train").take(32)
     spec = tiny_spec("pipnet_r18.300w", 64, **TINY)
-    kw = dict(data=(src, None), batch_size=8, learning_rate=3e-3, verbose=0, seed=7, steps_per_epoch=5)
+    kw = dict(data=(src, None), batch_size=8, learning_rate=3e-3, verbose=0, seed=7, steps_per_epoch=int(os.environ.get("STEPS", 5)))
     full, _ = train(spec, out_dir=tmp_path / "full", epochs=3, **kw)
     run = tmp_path / "resumed"
 

@@ -265,7 +265,7 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
         steps_per_epoch: training streams: each epoch is exactly this many global steps (``steps_per_epoch *
             epoch_multiple`` examples of this pipeline, ``* batch_size`` without ``epoch_multiple``) instead of one
             pass: fewer takes the first examples of the epoch's shuffled pass, more continues with further passes,
-            each shuffled again (deterministically). Keras keeps one iterator across epochs when ``fit`` gets
+            each with its own fixed shuffle. Keras keeps one iterator across epochs when ``fit`` gets
             ``steps_per_epoch``, so this is what keeps its epochs and the stream's epochs (and resumed runs) aligned.
     """
     if isinstance(source, str):
@@ -300,11 +300,17 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
 
         def one_epoch(e):
             aug_seed = tf.constant([int(epoch_seeds[e, 1]), e], tf.int64)
-            if need == per_epoch:  # one pass
-                d = src.shuffle(shuffle_buffer, seed=int(epoch_seeds[e, 0]), reshuffle_each_iteration=False).take(per_epoch)
-            else:  # passes reshuffled from the epoch's seed (deterministic), cut at `need` examples
-                d = src.shuffle(shuffle_buffer, seed=int(epoch_seeds[e, 0]), reshuffle_each_iteration=True)
-                d = d.take(per_epoch).repeat().take(need)
+            def one_pass(p):  # pass p of epoch e: its own fixed shuffle (pass 0 is the epoch's one-pass order)
+                pass_seed = (int(epoch_seeds[e, 0]) + p * 0x9E3779B97F4A7C15) % (1 << 62)
+                return src.shuffle(shuffle_buffer, seed=pass_seed, reshuffle_each_iteration=False).take(per_epoch)
+
+            d = one_pass(0)
+            if need != per_epoch and per_epoch > 0:  # fewer or more examples than one pass: cut at `need`
+                for p in range(1, -(-need // per_epoch)):
+                    d = d.concatenate(one_pass(p))
+                d = d.take(need)
+            elif need != per_epoch:  # unknown size: the same order again (augmentation still differs by index)
+                d = d.repeat().take(need)
             d = d.enumerate()
             d = d.map(lambda i, ex: _with_task(fn(ex, tf.random.experimental.stateless_fold_in(aug_seed, i)), ex),
                       num_parallel_calls=AUTOTUNE)
