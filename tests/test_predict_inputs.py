@@ -158,3 +158,16 @@ def test_a_truncated_keras_file_is_not_reported_as_missing(tmp_path):
     with pytest.raises(InvalidArgumentError) as info:
         lmkzoo.load(path)
     assert "not a zip archive" in str(info.value) and "not found" not in str(info.value).lower()
+
+
+# ---------------------------------------------------------------------------------------- int8 calibration (9)
+def test_int8_calibration_refuses_faceless_images_and_reports_its_crops(lm):
+    from lmkzoo.export.calibration import representative_crops
+
+    blank = np.full((240, 320, 3), 90, np.uint8)
+    with pytest.raises(InvalidArgumentError, match=r"found no face in the representative images \(2 image\(s\)\)"):
+        representative_crops(lm, [blank, blank])
+    with pytest.warns(UserWarning, match="no face in 1 of 2 images"):
+        crops, summary = representative_crops(lm, [read_image(SAMPLE), blank])
+    assert len(crops) == 2
+    assert summary == {"crops": 2, "source": "the representative images", "images": 2, "faces": 1, "whole_images": 1}
