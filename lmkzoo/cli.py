@@ -1,8 +1,12 @@
 """The ``lmkzoo`` command line.
 
-Each subcommand lives in a small ``_cmd_*`` function; user errors (bad names, missing files) print one
-line to stderr and exit with status 2, never a traceback. Heavy imports happen inside the commands, so
-``lmkzoo list`` and ``lmkzoo --help`` do not import TensorFlow.
+Each subcommand lives in a small ``_cmd_*`` function. Every expected failure prints one line to stderr and exits
+with status 2, never a traceback, through one mechanism: the library raises a typed
+:class:`~lmkzoo.errors.LmkzooError` for anything a user can get wrong (names, values, files), :func:`main` turns
+it (and an ``OSError`` from the file system: permissions, a full disk) into that line, and argument syntax
+errors (including numbers out of range, checked by the argument types below) go the same way through
+:class:`_Parser`. Heavy imports happen inside the commands, so ``lmkzoo list`` and ``lmkzoo --help`` do not
+import TensorFlow.
 """
 
 from __future__ import annotations
@@ -27,6 +31,45 @@ EXAMPLES = {
     "bench": "lmkzoo bench pipnet_lite pipnet_r18 --runtime keras,tflite,onnx --quantize float16,int8 --batch 1,16 --threads 1,2",
     "export": "lmkzoo export pipnet_lite --format tflite --quantize int8 --representative photos/ --out lite_int8.tflite",
 }
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with lmkzoo's error line: ``lmkzoo CMD: error: MESSAGE (lmkzoo CMD --help)``, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind, accept, name: str):
+    """An argparse type: a finite ``kind`` number for which ``accept(value)`` holds; ``name`` says which."""
+
+    def parse(text: str):
+        import math
+
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {name}; got {text!r}") from None
+        if not (math.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(f"expected {name}; got {text!r}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
+_count = _number(int, lambda v: v >= 1, "a positive integer")
+_count0 = _number(int, lambda v: v >= 0, "a non-negative integer")
+_positive = _number(float, lambda v: v > 0, "a positive number")
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (messages from other libraries may span several)."""
+    text = " ".join(str(error).split())
+    if isinstance(error, OSError) and not isinstance(error, LmkzooError):
+        where = " -> ".join(str(f) for f in (error.filename, error.filename2) if f)
+        text = f"{error.strerror or text}: {where}" if where and error.strerror else text
+    return text or type(error).__name__
 
 
 def _fmt_table(rows: list[list[str]], header: list[str]) -> str:
@@ -65,6 +108,18 @@ def _cmd_predict(args) -> int:
     from lmkzoo.visualize import draw_faces
 
     images = _expand_images(args.images)
+    out = Path(args.out) if args.out else None
+    many = len(images) > 1 or (len(args.images) == 1 and Path(args.images[0]).is_dir())
+    to_folder = out is not None and (many or out.is_dir())  # overlays into a folder: one per image
+    if out is not None and not to_folder and out.suffix.lower() not in _IMAGE_SUFFIXES:
+        from lmkzoo.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"--out {out}: an overlay file must end in one of {', '.join(_IMAGE_SUFFIXES)} "
+                                   "(or name a folder)")
+    if to_folder and out.exists() and not out.is_dir():
+        from lmkzoo.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"--out {out} is a file; several images need a folder for their overlays")
     if args.model and args.model.endswith((".keras", ".tflite", ".onnx")):
         lm = lmkzoo.load(args.model, runtime=args.runtime) if not args.model.endswith(".keras") else lmkzoo.load(args.model)
     else:
@@ -75,9 +130,7 @@ def _cmd_predict(args) -> int:
         from lmkzoo.detection import HaarFaceDetector
 
         detector = HaarFaceDetector()
-    out = Path(args.out) if args.out else None
-    many = len(images) > 1 or (len(args.images) == 1 and Path(args.images[0]).is_dir())
-    if out is not None and many:
+    if to_folder:
         out.mkdir(parents=True, exist_ok=True)
     iterator = images
     if many and sys.stderr.isatty():
@@ -106,7 +159,7 @@ def _cmd_predict(args) -> int:
         if out is not None:
             import cv2
 
-            target = out / f"{Path(path).stem}_landmarks.png" if many else out
+            target = out / f"{Path(path).stem}_landmarks.png" if to_folder else out
             target.parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(target), cv2.cvtColor(draw_faces(img, faces), cv2.COLOR_RGB2BGR)):
                 from lmkzoo.errors import InvalidArgumentError
@@ -240,6 +293,13 @@ def _cmd_export(args) -> int:
 
     size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) if Path(path).is_dir() else Path(path).stat().st_size
     print(f"{path}\t{size} bytes\t{lm.spec.name} {args.format} {args.quantize or 'float32'}")
+    if args.quantize == "int8":
+        from lmkzoo.export.metadata import read_metadata
+
+        cal = read_metadata(path).get("calibration") or {}
+        detail = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in cal.items() if k not in ("crops", "source"))
+        print(f"int8 calibration: {cal.get('crops')} crops from {cal.get('source')}" + (f" ({detail})" if detail else ""),
+              file=sys.stderr)
     return 0
 
 
@@ -294,7 +354,7 @@ def _csv(kind):
         items = [t.strip() for t in text.split(",") if t.strip()]
         try:
             return [kind(t) for t in items]
-        except ValueError:
+        except (ValueError, argparse.ArgumentTypeError):
             raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}; got {text!r}") from None
 
     return parse
@@ -404,7 +464,7 @@ def format_model_card(spec) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="lmkzoo",
         description="Face-landmark model zoo for Keras 3 / TensorFlow.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -452,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--meanface", help="PIPNet meanface.txt the checkpoint was trained with (default: the scheme's packaged one)")
     sp.add_argument("--model", help="zoo arch to build (default: inferred from the checkpoint)")
     sp.add_argument("--out", help="output path stem (writes STEM.weights.h5 and STEM.keras)")
-    sp.add_argument("--input-size", type=int, default=256)
+    sp.add_argument("--input-size", type=_count, default=256)
     sp.add_argument("--no-check", action="store_true", help="skip the PyTorch-vs-Keras numeric check")
     sp.add_argument("--json", action="store_true")
 
@@ -488,19 +548,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--manual-dir", help="the dataset's original files, to build it first")
     sp.add_argument("--train-split", default="train")
     sp.add_argument("--val-split", default="validation", help="split for the per-epoch NME/FR/AUC, or 'none'")
-    sp.add_argument("--epochs", type=int, help="default: the recipe's")
-    sp.add_argument("--batch-size", type=int, help="global batch (default: the recipe's)")
-    sp.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    sp.add_argument("--epochs", type=_count, help="default: the recipe's")
+    sp.add_argument("--batch-size", type=_count, help="global batch (default: the recipe's)")
+    sp.add_argument("--lr", type=_positive, help="learning rate (default: the recipe's)")
     sp.add_argument("--augment", help="augmentation preset (default: the recipe's)")
     sp.add_argument("--builder", metavar="JSON", help='builder overrides, e.g. \'{"backbone_args": {"width_multiplier": 0.5}}\'')
-    sp.add_argument("--input-size", type=int, help="square network input in pixels (default: the zoo's)")
-    sp.add_argument("--steps-per-epoch", type=int)
+    sp.add_argument("--input-size", type=_count, help="square network input in pixels (default: the zoo's)")
+    sp.add_argument("--steps-per-epoch", type=_count,
+                    help="batches per epoch (default: one pass over the training split; more repeats it, reshuffled)")
     sp.add_argument("--strategy", default="one_device", choices=["one_device", "mirrored", "multi_worker", "tpu"])
     sp.add_argument("--precision", help="Keras dtype policy, e.g. mixed_bfloat16")
     sp.add_argument("--unlabeled", help="unlabeled faces (TFDS name) for adversarial recipes (laplacekl_rcn_d) and self-training "
                     "ones (pipnet_r18_stc: STC rounds on NAME[:SPLIT][,NAME...] or a paradigm of the recipe, uda or gssl; "
                     "gsl or no --unlabeled trains supervised)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=_count0, default=0)
     sp.add_argument("--imagenet-weights", help="ImageNet MobileNetV2 TFLite file for recipes with backbone_init: imagenet "
                     "(default $LMKZOO_IMAGENET_MOBILENETV2)")
     sp.add_argument("--out", default="runs/train", help="run folder; started again with the same folder, a run resumes")
@@ -515,12 +576,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--runtime", default="keras", choices=["keras", "tflite", "onnx"])
     sp.add_argument("--norm", choices=["inter_ocular", "inter_pupil", "bbox", "diagonal", "image"],
                     help="NME normalisation (default: the dataset's standard one)")
-    sp.add_argument("--cutoff", type=float, help="FR / AUC cutoff (default: the dataset's standard one)")
+    sp.add_argument("--cutoff", type=_positive, help="FR / AUC cutoff (default: the dataset's standard one)")
     sp.add_argument("--subsets", action=argparse.BooleanOptionalAction, default=True,
                     help="per-subset rows (300W common/challenge, WFLW attributes, 300VW categories, ...); default on")
     sp.add_argument("--flip", action="store_true", help="flip test (average with the mirrored crop)")
-    sp.add_argument("--batch-size", type=int, default=32)
-    sp.add_argument("--max-faces", type=int, help="only the first N faces")
+    sp.add_argument("--batch-size", type=_count, default=32)
+    sp.add_argument("--max-faces", type=_count, help="only the first N faces")
     sp.add_argument("--boxes", default="annotation", choices=["annotation", "detector"],
                     help="face boxes: the reference points' tight box (the papers' protocol; default) or the built-in detector")
     sp.add_argument("--out", help="folder for report.json, report.md and ced.png")
@@ -531,11 +592,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("names", nargs="+", metavar="NAME", help="zoo arch[.tag] names")
     sp.add_argument("--runtime", type=_csv(str), default=["keras", "tflite"], help="comma list of keras,tflite,onnx")
     sp.add_argument("--quantize", type=_csv(str), help="TFLite variants too: comma list of float16,dynamic,int8")
-    sp.add_argument("--batch", type=_csv(int), default=[1], help="comma list of batch sizes (default 1)")
-    sp.add_argument("--threads", type=_csv(int), default=[1, 2], help="comma list of thread counts (default 1,2)")
-    sp.add_argument("--size", type=int, help="square input size instead of the zoo's")
-    sp.add_argument("--warmup", type=int, default=10)
-    sp.add_argument("--iters", type=int, default=50, help="timed runs per measurement (median and IQR)")
+    sp.add_argument("--batch", type=_csv(_count), default=[1], help="comma list of batch sizes (default 1)")
+    sp.add_argument("--threads", type=_csv(_count), default=[1, 2], help="comma list of thread counts (default 1,2)")
+    sp.add_argument("--size", type=_count, help="square input size instead of the zoo's")
+    sp.add_argument("--warmup", type=_count0, default=10)
+    sp.add_argument("--iters", type=_count, default=50, help="timed runs per measurement (median and IQR)")
     sp.add_argument("--no-pipeline", action="store_true", help="skip the tf.data pipeline rate")
     sp.add_argument("--no-train-step", action="store_true", help="skip the training-step rate")
     sp.add_argument("--no-torch", action="store_true", help="skip the PyTorch eager reference")
@@ -552,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--representative", metavar="DATA",
                     help="int8 calibration: a folder of images or a TFDS split 'name[/config][:split]'")
     sp.add_argument("--data-dir", help="TFDS data dir for --representative")
-    sp.add_argument("--batch-size", type=int, default=None,
+    sp.add_argument("--batch-size", type=_count, default=None,
                     help="fixed batch (GPU delegates need one, e.g. 1); default dynamic")
     sp.add_argument("--with-affine", action="store_true",
                     help="the graph also takes the 2x3 crop-to-image affine and returns image pixels")
@@ -570,19 +631,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_cmd_data_show)
     show.add_argument("name", help="TFDS name with config, e.g. ibug_300w/split1, wflw, landmark_folder/dlib_faces68")
     show.add_argument("--split", default="train")
-    show.add_argument("-n", type=int, default=16, help="number of examples (default 16)")
+    show.add_argument("-n", type=_count, default=16, help="number of examples (default 16)")
     show.add_argument("--out", default="grid.png", help="PNG file to write (default grid.png)")
     show.add_argument("--data-dir", help="TFDS data dir (default ~/tensorflow_datasets)")
     show.add_argument("--manual-dir", help="original files, to build the dataset if it is not prepared yet")
     show.add_argument("--model", help="take crop, input size and augmentation from this zoo model (e.g. pipnet_r18.300w)")
     show.add_argument("--crop", default="box", choices=["box", "five_point", "five_point_hull", "none"])
-    show.add_argument("--crop-scale", type=float, default=1.2, help="box enlargement / hull factor (default 1.2)")
-    show.add_argument("--size", type=int, default=256, help="crop size in pixels (default 256)")
+    show.add_argument("--crop-scale", type=_positive, default=1.2, help="box enlargement / hull factor (default 1.2)")
+    show.add_argument("--size", type=_count, default=256, help="crop size in pixels (default 256)")
     show.add_argument("--augment", help="preset name (pipnet, earp, uglli, ...), 'none', or a JSON dict; default: the "
                       "model's recipe, else pipnet")
-    show.add_argument("--seed", type=int, default=0)
-    show.add_argument("--cols", type=int, help="grid columns (default about square)")
-    show.add_argument("--radius", type=float, help="point radius in pixels")
+    show.add_argument("--seed", type=_count0, default=0)
+    show.add_argument("--cols", type=_count, help="grid columns (default about square)")
+    show.add_argument("--radius", type=_positive, help="point radius in pixels")
     show.add_argument("--no-skeleton", action="store_true", help="do not draw the scheme's polylines")
     return p
 
@@ -595,20 +656,17 @@ def main(argv=None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except LmkzooError as e:
-        print(f"lmkzoo {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as e:
-        print(f"lmkzoo {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # the reader went away (``lmkzoo list | head``): stop quietly, as Unix tools do; point stdout at devnull so
         # the interpreter's final flush does not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except (LmkzooError, OSError) as e:  # what a user can get wrong, and what the file system refuses
+        print(f"lmkzoo {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

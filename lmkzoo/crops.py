@@ -23,7 +23,7 @@ import numpy as np
 from lmkzoo import geometry
 from lmkzoo.errors import InvalidArgumentError
 
-__all__ = ["crop_box", "crop_affine", "five_point_hull_box", "as_pair", "template_kwargs"]
+__all__ = ["crop_box", "crop_affine", "five_point_hull_box", "face_box_from_five_points", "as_pair", "template_kwargs"]
 
 
 def as_pair(v, default):
@@ -61,6 +61,29 @@ def five_point_hull_box(five_points, scale: float = 2.0) -> np.ndarray:
     c = (lo + hi) / 2
     s = (hi - lo).max(axis=-1) * scale
     return np.concatenate([c - s[..., None] / 2, c + s[..., None] / 2], axis=-1)
+
+
+_MEAN_FACE68 = None
+
+
+def face_box_from_five_points(five_points) -> np.ndarray:
+    """lmkzoo's face box (the tight box of the 68 iBUG points, the detectors' convention) for a face given by its
+    five points ``(5, 2)``: the 300-W mean face, aligned to the five points by a similarity, boxed.
+
+    Box-crop models take this box when a caller gives five points only (a box around the five points themselves
+    would be far too small: they span the eyes to the mouth corners).
+    """
+    global _MEAN_FACE68
+    from pathlib import Path
+
+    from lmkzoo import schemes
+
+    if _MEAN_FACE68 is None:
+        path = Path(__file__).resolve().parent / "assets" / "meanfaces" / "pipnet_300w.txt"
+        _MEAN_FACE68 = np.array(path.read_text().split(), dtype=np.float64).reshape(-1, 2)
+    mean5 = schemes.get("ibug68").five_points(_MEAN_FACE68)
+    m = geometry.similarity_umeyama(mean5, np.asarray(five_points, dtype=np.float64))
+    return geometry.points_bbox(geometry.apply_affine(_MEAN_FACE68, m))
 
 
 def crop_affine(crop: Mapping, input_size, *, box=None, five_points=None, image_size=None) -> np.ndarray:

@@ -20,6 +20,9 @@ __all__ = [
     "NoFaceFoundError",
     "DatasetFormatError",
     "CheckpointMismatchError",
+    "UnknownDatasetError",
+    "StorageError",
+    "did_you_mean",
 ]
 
 
@@ -29,6 +32,16 @@ def _allowed(values, limit: int = 30) -> str:
     if len(values) > limit:
         shown += f", ... ({len(values)} in total)"
     return shown
+
+
+def did_you_mean(name, candidates, n: int = 3) -> str:
+    """``"did you mean 'pipnet_lite'?"`` for the closest ``candidates`` of a misspelt ``name`` (difflib), or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=n, cutoff=0.6)
+    if not close:
+        return ""
+    return "did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
 class LmkzooError(Exception):
@@ -65,10 +78,8 @@ class UnknownModelError(LmkzooError, KeyError):
     def __init__(self, name, allowed, hint: str = ""):
         self.name = name
         self.allowed = tuple(allowed)
-        msg = f"unknown model {name!r}; zoo models: {_allowed(self.allowed)}"
-        if hint:
-            msg += f". {hint}"
-        super().__init__(msg)
+        msg = f"unknown model {name!r}" + (f" ({hint})" if hint else "")  # the likely fix before the long list
+        super().__init__(f"{msg}; zoo models: {_allowed(self.allowed)}")
 
 
 class WeightsUnavailableError(LmkzooError, OSError):
@@ -116,5 +127,28 @@ class DatasetFormatError(LmkzooError, ValueError):
         super().__init__(where + message)
 
 
-class CheckpointMismatchError(LmkzooError, ValueError):
+class CheckpointMismatchError(InvalidArgumentError):
     """A checkpoint whose keys or shapes do not match the model it is loaded into."""
+
+
+class UnknownDatasetError(LmkzooError, KeyError):
+    """A dataset name, config or split that TFDS (with lmkzoo's builders registered) does not know."""
+
+
+class StorageError(LmkzooError, OSError):
+    """A file or folder lmkzoo must write cannot be written: disk full, read-only, a file where a folder must be.
+
+    Names the path and the operating system's reason; ``errno`` and ``filename`` are those of the ``OSError``.
+    """
+
+    def __init__(self, message: str, *, path=None, errno: int | None = None):
+        super().__init__(message)
+        self.filename = None if path is None else str(path)
+        self.errno = errno
+
+    @classmethod
+    def from_os_error(cls, err: OSError, path, doing: str, hint: str = ""):
+        """``StorageError`` for ``err`` (raised while ``doing`` something with ``path``)."""
+        reason = err.strerror or str(err)
+        msg = f"cannot {doing} {path}: {reason}" + (f" [errno {err.errno}]" if err.errno else "")
+        return cls(msg + (f". {hint}" if hint else ""), path=path, errno=err.errno)

@@ -34,7 +34,15 @@ Environment:
     seconds one :func:`fetch` may take in all, retries and waiting for another process included
     (default 3600). A transfer still running at the deadline stops; its ``.part`` file is kept for resume.
 ``LMKZOO_HUB_RETRIES``
-    attempts per URL for transient errors without progress (default 4).
+    attempts per URL that make no net progress (default 4): an attempt counts as progress only when the partial
+    file ends up longer than it ever was, so a server that keeps sending the same first part of a file (and
+    ignores ``Range``) fails after this many attempts instead of restarting until the time limit.
+
+Each setting must be a positive finite number (``LMKZOO_HUB_RETRIES`` an integer); anything else (``nan``, ``inf``,
+``0``, ``-1``, ``soon``) raises :class:`~lmkzoo.errors.InvalidArgumentError` naming the variable.
+
+The cache folder must be writable: a read-only one, a file where the folder must be, or a disk that fills up during
+the download raise :class:`~lmkzoo.errors.StorageError` naming the path, and the partial file is removed.
 
 Only the standard library speaks HTTP here (:mod:`urllib.request`), so proxies from the usual
 ``https_proxy`` / ``no_proxy`` variables apply.
@@ -47,6 +55,7 @@ import hashlib
 import http.client
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -62,7 +71,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lmkzoo.errors import ChecksumMismatchError, InvalidArgumentError, WeightsUnavailableError
+from lmkzoo.errors import ChecksumMismatchError, InvalidArgumentError, StorageError, WeightsUnavailableError
 
 __all__ = [
     "fetch",
@@ -112,24 +121,25 @@ def is_offline() -> bool:
     return os.environ.get("LMKZOO_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_number(name: str, default, kind=float, unit: str = "a number of seconds"):
+    """The environment variable ``name`` as a positive finite ``kind`` (``default`` when unset or empty)."""
     raw = os.environ.get(name)
-    if raw in (None, ""):
+    if raw is None or not raw.strip():
         return default
     try:
-        value = float(raw)
+        value = kind(raw.strip())
     except ValueError:
-        raise InvalidArgumentError(f"{name} must be a number of seconds; got {raw!r}") from None
-    if value <= 0:
-        raise InvalidArgumentError(f"{name} must be positive; got {raw!r}")
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be {unit}; got {raw!r} (it must be positive and finite)")
     return value
 
 
 def _settings() -> tuple[float, float, int]:
-    timeout = _env_float("LMKZOO_HUB_TIMEOUT", 30.0)
-    max_time = _env_float("LMKZOO_HUB_MAX_TIME", 3600.0)
-    retries = int(_env_float("LMKZOO_HUB_RETRIES", 4))
-    return timeout, max_time, max(1, retries)
+    timeout = _env_number("LMKZOO_HUB_TIMEOUT", 30.0)
+    max_time = _env_number("LMKZOO_HUB_MAX_TIME", 3600.0)
+    retries = _env_number("LMKZOO_HUB_RETRIES", 4, kind=int, unit="a whole number of attempts")
+    return timeout, max_time, retries
 
 
 # ------------------------------------------------------------------------------------------------ hashing
@@ -244,7 +254,11 @@ class _FileLock:
     def __enter__(self):
         waited = False
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise StorageError.from_os_error(e, self.path, "create the lock file",
+                                                 "set LMKZOO_HOME to a writable folder") from None
             try:
                 while not _try_lock(fd):
                     if not waited:
@@ -433,7 +447,11 @@ def _transfer_local(source: str, part: Path) -> str:
     src = _local_path(source)
     if not src.is_file():
         raise _Permanent(f"no such file {src}")
-    with open(src, "rb") as fi, open(part, "wb") as fo:
+    try:
+        fi = open(src, "rb")
+    except OSError as e:
+        raise _Permanent(f"cannot read {src} ({e.strerror or e})") from None
+    with fi, open(part, "wb") as fo:
         shutil.copyfileobj(fi, fo, 1 << 20)
         fo.flush()
         os.fsync(fo.fileno())
@@ -459,6 +477,7 @@ def _download(sources: list[str], target: Path, sha256: str, *, timeout: float, 
             break
         failures = 0
         restarted = False
+        longest = part.stat().st_size if part.exists() else 0  # net progress: the partial file grows past this
         while True:
             if time.monotonic() > deadline:
                 out_of_time = True
@@ -481,7 +500,11 @@ def _download(sources: list[str], target: Path, sha256: str, *, timeout: float, 
                 out_of_time = True
                 break
             except _Transient as e:
-                failures = 1 if e.progressed else failures + 1
+                size = part.stat().st_size if part.exists() else 0
+                if e.progressed and size > longest:  # further than any attempt before: a fresh count
+                    failures, longest = 1, size
+                else:  # nothing new (a restart from byte 0 that stopped where the last one did is no progress)
+                    failures += 1
                 log.warning("downloading %s: %s (attempt %d of %d)", source, e, failures, retries)
                 if failures >= retries:
                     tried.append(f"{source}: {e} ({failures} attempt{'s' if failures != 1 else ''})")
@@ -493,9 +516,18 @@ def _download(sources: list[str], target: Path, sha256: str, *, timeout: float, 
                     break
                 time.sleep(wait)
                 continue
+            except OSError as e:  # network errors are _Transient: this is the disk (full, read-only, ...)
+                part.unlink(missing_ok=True)
+                raise StorageError.from_os_error(
+                    e, part, "write the download", f"the partial file was removed; free space in {part.parent} or "
+                    "set LMKZOO_HOME to a writable folder with room for it") from None
             actual = sha256_file(part)
             if actual == sha256:
-                os.replace(part, target)
+                try:
+                    os.replace(part, target)
+                except OSError as e:
+                    part.unlink(missing_ok=True)
+                    raise StorageError.from_os_error(e, target, "move the verified download to") from None
                 _fsync_dir(target.parent)
                 log.info("%s: %s (%s), SHA-256 verified", target, how, source)
                 return target
@@ -591,7 +623,13 @@ def fetch(url: str, sha256: str | None, *, mirrors: Iterable[str] = (), cache_di
             )
 
     deadline = time.monotonic() + max_time
-    folder.mkdir(parents=True, exist_ok=True)
+    hint = "set LMKZOO_HOME to a writable folder (or cache_dir=)"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(13, "Permission denied (read-only)", str(folder))
+    except OSError as e:
+        raise StorageError.from_os_error(e, folder, "use the cache folder", hint) from None
 
     def on_wait():
         msg = f"lmkzoo: another process is downloading {filename}; waiting for it (lock {target.name}.lock)"

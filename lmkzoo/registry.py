@@ -47,7 +47,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lmkzoo.errors import InvalidArgumentError, UnknownModelError
+from lmkzoo.errors import InvalidArgumentError, UnknownModelError, did_you_mean
 
 __all__ = [
     "ModelSpec",
@@ -391,6 +391,6 @@ def get_spec(name: str) -> ModelSpec:
     full = _aliases().get(name, name)
     if full in specs:
         return specs[full]
-    close = [n for n in sorted(specs) if name.split(".")[0] in n]
-    hint = f"did you mean one of {close[:8]}?" if close else ""
-    raise UnknownModelError(name, sorted(set(specs) | set(_aliases())), hint)
+    names = sorted(set(specs) | set(_aliases()))
+    hint = did_you_mean(name, names) or did_you_mean(name.split(".")[0], sorted(_aliases()))
+    raise UnknownModelError(name, names, hint)

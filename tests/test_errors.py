@@ -23,7 +23,7 @@ def test_every_error_is_an_lmkzoo_error_and_a_builtin():
 def test_messages_name_the_value_and_the_allowed_ones():
     e = errors.UnknownModelError("pipnet_r19", ["pipnet_r18.wflw", "pipnet_r50.wflw"], "did you mean pipnet_r18?")
     assert str(e) == (
-        "unknown model 'pipnet_r19'; zoo models: 'pipnet_r18.wflw', 'pipnet_r50.wflw'. did you mean pipnet_r18?"
+        "unknown model 'pipnet_r19' (did you mean pipnet_r18?); zoo models: 'pipnet_r18.wflw', 'pipnet_r50.wflw'"
     )
     assert e.name == "pipnet_r19"
     e = errors.UnknownSchemeError("x", [str(i) for i in range(40)])

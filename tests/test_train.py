@@ -65,7 +65,8 @@ train(spec, data=(src, None), out_dir=out, epochs=3, batch_size=8, learning_rate
     assert full.returncode == 0, full.stderr[-3000:]
     killed = _run(code, {"OUT": str(tmp_path / "resumed"), "KILL_AFTER": "1"})
     assert killed.returncode == -9  # really killed
-    meta = json.loads((tmp_path / "resumed" / "backup" / "training_metadata.json").read_text())
+    states = sorted((tmp_path / "resumed" / "backup").glob("state-*"))
+    meta = json.loads((states[-1] / "state.json").read_text())
     assert meta["epoch"] == 1 and not (tmp_path / "resumed" / "final.keras").exists()
     resumed = _run(code, {"OUT": str(tmp_path / "resumed")})
     assert resumed.returncode == 0, resumed.stderr[-3000:]

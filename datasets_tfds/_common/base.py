@@ -18,7 +18,9 @@ from datasets_tfds._common.features import landmark_features
 from lmkzoo import schemes
 from lmkzoo.errors import DatasetFormatError
 
-__all__ = ["Face", "LandmarkBuilder", "check_points", "relpath"]
+__all__ = ["Face", "LandmarkBuilder", "check_points", "check_image_file", "relpath"]
+
+_CHECKED: dict = {}
 
 
 def relpath(path: Path, root: Path) -> str:
@@ -36,6 +38,45 @@ def check_points(points, num_points: int, *, path, line=None) -> np.ndarray:
     if not np.all(np.isfinite(p)):
         raise DatasetFormatError("non-finite coordinate", path=path, line=line)
     return p.astype(np.float32)
+
+
+def check_image_file(path, *, source=(None, None)) -> Path:
+    """Decode the image file ``path`` as the input pipeline will (``tf.io.decode_image``, 3 channels); an image that
+    is missing, does not decode, or declares more pixels than PIL accepts (``PIL.Image.MAX_IMAGE_PIXELS``) raises
+    :class:`~lmkzoo.errors.DatasetFormatError` naming it (and the annotation file and line that list it, ``source``).
+
+    Builders call it for every image in ``_split_generators``, before anything is written: a bad image stops the
+    build there (TFDS removes its temporary folder), instead of producing a dataset whose reading fails later with
+    a TensorFlow error that names no file. Each file is decoded once per build (cached by path, size and mtime).
+    """
+    import tensorflow as tf
+    from PIL import Image
+
+    p = Path(path)
+    annot, line = source
+    where = f" (listed in {annot}" + (f", line {line}" if line is not None else "") + ")" if annot is not None else ""
+    try:
+        st = p.stat()
+    except OSError as e:
+        raise DatasetFormatError(f"the image cannot be read{where}: {e.strerror or e}", path=p) from None
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key in _CHECKED:
+        return p
+    try:
+        with Image.open(p):  # the header only: PIL refuses sizes no photo has (decompression bombs)
+            pass
+    except Image.DecompressionBombError as e:
+        raise DatasetFormatError(f"the image{where} declares too many pixels ({e})", path=p) from None
+    except Exception:  # noqa: BLE001 - PIL raises many types; TensorFlow below has the last word
+        pass
+    try:
+        tf.io.decode_image(tf.io.read_file(str(p)), channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, tf.errors.ResourceExhaustedError) as e:
+        reason = (e.message or str(e)).splitlines()[0].split("}} ")[-1].split(" [Op:")[0]
+        raise DatasetFormatError(f"the image{where} does not decode ({st.st_size} bytes: {reason}); fix or remove it "
+                                 "and build again", path=p) from None
+    _CHECKED[key] = True
+    return p
 
 
 @dataclasses.dataclass
@@ -63,10 +104,12 @@ class Face:
     source: tuple = (None, None)
 
     def check_image(self):
-        if isinstance(self.image, (str, Path)) and not Path(self.image).is_file():
-            path, line = self.source
-            raise DatasetFormatError(f"image {self.filename!r} is missing (looked for {self.image})", path=path,
-                                     line=line)
+        if isinstance(self.image, (str, Path)):
+            if not Path(self.image).is_file():
+                path, line = self.source
+                raise DatasetFormatError(f"image {self.filename!r} is missing (looked for {self.image})", path=path,
+                                         line=line)
+            check_image_file(self.image, source=self.source)
         return self
 
     def example(self) -> dict:

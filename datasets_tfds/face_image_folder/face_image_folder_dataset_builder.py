@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
+from datasets_tfds._common.base import check_image_file
 from datasets_tfds._common.features import face_image_features
 from datasets_tfds._common.parsers import IMAGE_SUFFIXES, parse_floats, read_text_lines
 from lmkzoo.errors import DatasetFormatError
@@ -105,6 +106,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 def _items(files, root: Path, boxes: dict) -> list:
     out = []
     for p in files:
+        check_image_file(p)  # every image decodes, before anything is written
         rel = p.relative_to(root).as_posix()
         box = boxes.get(rel)
         if box is None:

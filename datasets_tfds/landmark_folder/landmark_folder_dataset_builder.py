@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
+from datasets_tfds._common.base import check_image_file
 from datasets_tfds._common.features import landmark_features
 from datasets_tfds._common.parsers import find_image, read_dlib_xml, read_points_csv, read_pts, tight_box
 from lmkzoo import schemes
@@ -100,6 +101,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         if cfg.holdout:
             fraction, seed = _check_holdout(cfg.holdout, cfg.splits)
         faces = {split: self._read_split(root, pattern) for split, pattern in cfg.splits.items()}
+        for items in faces.values():  # every image decodes, before anything is written
+            for it in items:
+                check_image_file(it["image"])
         if cfg.holdout:
             h = cfg.holdout
             src = faces[h["from"]]

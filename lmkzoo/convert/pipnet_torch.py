@@ -62,6 +62,10 @@ def inspect_state_dict(sd: dict) -> dict:
     """Backbone, number of landmarks, neighbours and network stride read off the keys and shapes."""
     if "cls_layer.weight" not in sd:
         raise CheckpointMismatchError(f"not a PIPNet checkpoint: no 'cls_layer.weight' (first keys: {list(sd)[:5]})")
+    for key in ("cls_layer.weight", "nb_x_layer.weight"):
+        if key in sd and np.ndim(sd[key]) != 4:
+            raise CheckpointMismatchError(f"{key} must be a 4-D convolution weight; the checkpoint has shape "
+                                          f"{tuple(np.shape(sd[key]))}")
     k = sd["cls_layer.weight"].shape[0]
     nb = sd["nb_x_layer.weight"].shape[0] // k if "nb_x_layer.weight" in sd else 0
     if "features.0.0.weight" in sd:
@@ -88,7 +92,12 @@ def _torch_name(keras_layer_name: str) -> str:
     return keras_layer_name.replace("_", ".")
 
 
+_RANK = {"conv": 4, "depthwise": 4, "deconv": 4, "bn": 1, "bias": 1}
+
+
 def _convert_array(kind: str, name: str, w: np.ndarray) -> np.ndarray:
+    if np.ndim(w) != _RANK.get(kind, np.ndim(w)):
+        return np.asarray(w)  # a wrong rank: reported with the other wrong shapes
     if kind == "conv":
         return w.transpose(2, 3, 1, 0)
     if kind == "depthwise":

@@ -14,6 +14,7 @@ family codec's ``encode``); ``training=False`` is deterministic (no augmentation
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -24,7 +25,7 @@ from lmkzoo.data import transforms as T
 from lmkzoo.data.presets import get_preset
 from lmkzoo.errors import InvalidArgumentError
 
-__all__ = ["make_example_fn", "make_dataset", "load_tfds", "compute_meanface"]
+__all__ = ["make_example_fn", "make_dataset", "load_tfds", "prepare_builder", "check_split", "compute_meanface"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -143,23 +144,96 @@ def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training
     return fn
 
 
-def load_tfds(name: str, split: str, *, data_dir=None, shuffle_files: bool = False, download: bool = True):
-    """A TFDS split of an lmkzoo builder (``"ibug_300w:..."`` style names are passed to ``tfds.builder``)."""
+def _known_datasets() -> list[str]:
+    """lmkzoo's builder names and ``builder/config`` names (for messages and "did you mean")."""
+    import tensorflow_datasets as tfds
+
+    import datasets_tfds
+
+    names = []
+    for b in datasets_tfds.BUILDERS:
+        names.append(b)
+        names += [f"{b}/{c.name}" for c in (tfds.builder_cls(b).BUILDER_CONFIGS or [])]
+    return names
+
+
+def prepare_builder(name: str, *, data_dir=None, manual_dir=None):
+    """The TFDS builder ``name`` (``"ibug_300w/split1"``), ready to read.
+
+    With ``manual_dir`` (the dataset's original files) the dataset is built first unless it is already; without
+    it, an unprepared dataset must be one TFDS can download by itself.
+
+    Raises:
+        UnknownDatasetError: ``name`` is no registered dataset or config (with lmkzoo's names, and the closest).
+        InvalidArgumentError: ``manual_dir`` is missing or empty, or the dataset is not built and needs one.
+    """
     import tensorflow_datasets as tfds
 
     import datasets_tfds  # noqa: F401  (registers the builders)
+    from lmkzoo.errors import UnknownDatasetError, did_you_mean
 
-    builder = tfds.builder(name, data_dir=data_dir)
-    if download:
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(f"a dataset name must be a TFDS name such as 'wflw' or 'ibug_300w/split1'; got {name!r}")
+    try:
+        builder = tfds.builder(name, data_dir=None if data_dir is None else str(data_dir))
+    except (tfds.core.registered.DatasetNotFoundError, ValueError):  # unknown name / config, malformed string
+        known = _known_datasets()
+        base = name.split("/")[0].split(":")[0]
+        if base in datasets_tfds.BUILDERS:  # a known builder, an unknown config: list its configs
+            allowed = [n for n in known if n.startswith(base + "/")]
+            what = f"{base} has no config {name.split('/', 1)[-1]!r}; its configs: "
+        else:
+            allowed = list(datasets_tfds.BUILDERS)
+            what = "lmkzoo's datasets (builder[/config]): "
+        hint = did_you_mean(name, known)
+        raise UnknownDatasetError(f"unknown dataset {name!r}" + (f"; {hint}" if hint else "") + f". {what}"
+                                  + ", ".join(allowed)) from None
+    if manual_dir is not None:
+        folder = Path(manual_dir).expanduser()
+        if not folder.is_dir() or not any(folder.iterdir()):
+            raise InvalidArgumentError(
+                f"manual_dir (--manual-dir) {folder} is {'empty' if folder.is_dir() else 'not a folder'}: it must hold "
+                f"the original files of {name!r}, laid out as its MANUAL_DOWNLOAD_INSTRUCTIONS say")
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(folder)))
+    elif not builder.is_prepared():
+        if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
+            raise InvalidArgumentError(
+                f"dataset {name!r} is not built in {builder.data_dir}: pass manual_dir (--manual-dir) with its original "
+                "files (see its MANUAL_DOWNLOAD_INSTRUCTIONS), or data_dir (--data-dir) where it was built")
         builder.download_and_prepare()
-    return builder.as_dataset(split=split, shuffle_files=shuffle_files)
+    return builder
+
+
+def check_split(builder, split: str) -> str:
+    """``split`` if every part of it (``"train+test[:10%]"``) names a split of ``builder``, else
+    :class:`~lmkzoo.errors.UnknownDatasetError` with the splits it has."""
+    import re
+
+    from lmkzoo.errors import UnknownDatasetError, did_you_mean
+
+    have = sorted(builder.info.splits)
+    parts = [re.sub(r"\[.*\]$", "", p.strip()) for p in str(split).split("+")]
+    bad = [p for p in parts if p not in have]
+    if bad:
+        hint = did_you_mean(bad[0], have)
+        raise UnknownDatasetError(f"dataset {builder.info.full_name!r} has no split {bad[0]!r}; splits: "
+                                  f"{', '.join(have)}" + (f". {hint}" if hint else ""))
+    return split
+
+
+def load_tfds(name: str, split: str, *, data_dir=None, shuffle_files: bool = False, manual_dir=None):
+    """A TFDS split of an lmkzoo builder (``"ibug_300w/split1"``, split ``"train"``), built from ``manual_dir``
+    first when given (:func:`prepare_builder`; unknown names, configs and splits raise
+    :class:`~lmkzoo.errors.UnknownDatasetError`)."""
+    builder = prepare_builder(name, data_dir=data_dir, manual_dir=manual_dir)
+    return builder.as_dataset(split=check_split(builder, split), shuffle_files=shuffle_files)
 
 
 def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=None, split: str = "train",
                  training: bool = False, batch_size: int = 16, augment=None, data_dir=None, shuffle_buffer: int = 2048,
                  repeat: bool = False, seed: int = 0, start_epoch: int = 0, epochs: int = 1, num_shards: int = 1,
                  shard_index: int = 0, input_context=None, cache: bool = False, drop_remainder: bool | None = None,
-                 epoch_multiple: int | None = None):
+                 epoch_multiple: int | None = None, steps_per_epoch: int | None = None):
     """Batched ``tf.data.Dataset`` for training or evaluation.
 
     * labelled, ``training=True``: ``(images, targets)`` with the targets from ``codec.encode`` (examples that carry
@@ -188,6 +262,11 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
             ``strategy.distribute_datasets_from_function``.
         epoch_multiple: training epochs use the largest multiple of this many examples (the worker's share of
             the global batch), so replicas fed per-replica batches stay aligned with epochs.
+        steps_per_epoch: training streams: each epoch is exactly this many global steps (``steps_per_epoch *
+            epoch_multiple`` examples of this pipeline, ``* batch_size`` without ``epoch_multiple``) instead of one
+            pass: fewer takes the first examples of the epoch's shuffled pass, more continues with further passes,
+            each with its own fixed shuffle. Keras keeps one iterator across epochs when ``fit`` gets
+            ``steps_per_epoch``, so this is what keeps its epochs and the stream's epochs (and resumed runs) aligned.
     """
     if isinstance(source, str):
         source = load_tfds(source, split, data_dir=data_dir, shuffle_files=False)
@@ -217,10 +296,22 @@ def make_dataset(source, *, crop: Mapping, input_size, scheme, mean, std, codec=
         rng = np.random.default_rng([int(seed or 0), 0x5EED])
         epoch_seeds = rng.integers(0, 2**62, size=(start_epoch + int(epochs), 2))  # row e: (shuffle, augment)
 
+        need = steps_per_epoch * (epoch_multiple or batch_size) if steps_per_epoch else per_epoch
+
         def one_epoch(e):
             aug_seed = tf.constant([int(epoch_seeds[e, 1]), e], tf.int64)
-            d = src.shuffle(shuffle_buffer, seed=int(epoch_seeds[e, 0]), reshuffle_each_iteration=False)
-            d = d.take(per_epoch).enumerate()
+            def one_pass(p):  # pass p of epoch e: its own fixed shuffle (pass 0 is the epoch's one-pass order)
+                pass_seed = (int(epoch_seeds[e, 0]) + p * 0x9E3779B97F4A7C15) % (1 << 62)
+                return src.shuffle(shuffle_buffer, seed=pass_seed, reshuffle_each_iteration=False).take(per_epoch)
+
+            d = one_pass(0)
+            if need != per_epoch and per_epoch > 0:  # fewer or more examples than one pass: cut at `need`
+                for p in range(1, -(-need // per_epoch)):
+                    d = d.concatenate(one_pass(p))
+                d = d.take(need)
+            elif need != per_epoch:  # unknown size: the same order again (augmentation still differs by index)
+                d = d.repeat().take(need)
+            d = d.enumerate()
             d = d.map(lambda i, ex: _with_task(fn(ex, tf.random.experimental.stateless_fold_in(aug_seed, i)), ex),
                       num_parallel_calls=AUTOTUNE)
             return d.batch(batch_size, drop_remainder=True if drop_remainder is None else drop_remainder)

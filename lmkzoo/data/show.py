@@ -32,23 +32,11 @@ def parse_augment(value):
 
 
 def load_builder(name: str, *, data_dir=None, manual_dir=None):
-    """The TFDS builder ``name`` (``"ibug_300w/split1"``), prepared from ``manual_dir`` if it is not yet built."""
-    import tensorflow_datasets as tfds
+    """The TFDS builder ``name`` (``"ibug_300w/split1"``), prepared from ``manual_dir`` if it is not yet built
+    (:func:`lmkzoo.data.pipeline.prepare_builder`)."""
+    from lmkzoo.data.pipeline import prepare_builder
 
-    import datasets_tfds  # noqa: F401  (registers the builders)
-
-    try:
-        builder = tfds.builder(name, data_dir=None if data_dir is None else str(data_dir))
-    except Exception as e:  # tfds raises DatasetNotFoundError / ValueError for unknown names or configs
-        raise InvalidArgumentError(f"unknown dataset {name!r} ({type(e).__name__}: {str(e).splitlines()[0]}); lmkzoo "
-                                   f"builders: {list(datasets_tfds.BUILDERS)}") from None
-    if not builder.is_prepared():
-        if manual_dir is None:
-            raise InvalidArgumentError(
-                f"dataset {name!r} is not prepared in {builder.data_dir}; pass --manual-dir with the original files "
-                "(see the builder's MANUAL_DOWNLOAD_INSTRUCTIONS) or --data-dir where it was built")
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-    return builder
+    return prepare_builder(name, data_dir=data_dir, manual_dir=manual_dir)
 
 
 def show_examples(name: str, *, split: str = "train", n: int = 16, data_dir=None, manual_dir=None,
@@ -63,8 +51,9 @@ def show_examples(name: str, *, split: str = "train", n: int = 16, data_dir=None
     if n < 1:
         raise InvalidArgumentError(f"-n must be at least 1; got {n}")
     builder = load_builder(name, data_dir=data_dir, manual_dir=manual_dir)
-    if split not in builder.info.splits:
-        raise InvalidArgumentError(f"dataset {name!r} has no split {split!r}; splits: {sorted(builder.info.splits)}")
+    from lmkzoo.data.pipeline import check_split
+
+    check_split(builder, split)
     scheme = builder.info.metadata.get("scheme") if builder.info.metadata else None
     labeled = "landmarks" in builder.info.features
     if labeled and scheme is None:

@@ -7,6 +7,7 @@ around the dataset's box or landmarks).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,41 +19,67 @@ __all__ = ["representative_crops", "IMAGE_SUFFIXES"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-def representative_crops(landmarker, data, *, num: int = 128, data_dir=None) -> np.ndarray:
-    """At most ``num`` uint8 crops ``(N, H, W, 3)`` for ``landmarker``'s input from ``data``."""
+def representative_crops(landmarker, data, *, num: int = 128, data_dir=None) -> tuple[np.ndarray, dict]:
+    """At most ``num`` uint8 crops ``(N, H, W, 3)`` for ``landmarker``'s input from ``data``, and a summary of where
+    they come from (``{"crops": N, "source": ..., "images": ..., "faces": ..., "whole_images": ...}``).
+
+    Images (a folder or a list) give the faces the model's own detector finds; an image with no face gives its whole
+    image (with a warning). When no image holds a face at all, calibrating on them would quantize the model for
+    inputs it never sees (several times the error of a face-calibrated file): that is refused.
+    """
     w, h = landmarker.input_size
     if isinstance(data, np.ndarray) and data.ndim == 4:
         if data.shape[1:] != (h, w, 3) or data.dtype != np.uint8:
             raise InvalidArgumentError(f"representative crops must be uint8 (N, {h}, {w}, 3); got {data.dtype} {data.shape}")
-        crops = data
+        crops, summary = data, {"source": "uint8 crops"}
     elif isinstance(data, (str, Path)) and Path(data).is_dir():
         files = sorted(p for p in Path(data).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise InvalidArgumentError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {data}")
-        crops = _from_images(landmarker, files, num)
+            raise InvalidArgumentError(f"representative_data: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder {data}")
+        crops, summary = _from_images(landmarker, files, num, where=f"the folder {data}")
     elif isinstance(data, (list, tuple)):
-        crops = _from_images(landmarker, list(data), num)
+        crops, summary = _from_images(landmarker, list(data), num, where="the representative images")
+    elif isinstance(data, (str, Path)) and Path(data).exists():
+        raise InvalidArgumentError(f"representative_data {str(data)!r} is a file; give a folder of images, a list of "
+                                   "images, uint8 crops (N, H, W, 3) or a TFDS split 'name[/config][:split]'")
     elif isinstance(data, str):
-        crops = _from_tfds(landmarker, data, num, data_dir)
+        from lmkzoo.errors import UnknownDatasetError
+
+        try:
+            crops = _from_tfds(landmarker, data, num, data_dir)
+        except UnknownDatasetError as e:
+            raise InvalidArgumentError(f"representative_data {data!r} is neither a folder nor a TFDS split ({e})") from None
+        summary = {"source": f"TFDS {data}"}
     else:
         raise InvalidArgumentError("representative_data must be uint8 crops (N, H, W, 3), a folder of images, a list of "
                                    f"images or a TFDS split 'name[:split]'; got {type(data).__name__}")
     if not len(crops):
-        raise InvalidArgumentError("the representative data gave no face crops")
-    return np.ascontiguousarray(crops[:num])
+        raise InvalidArgumentError(f"the representative data ({summary['source']}) gave no face crops")
+    crops = np.ascontiguousarray(crops[:num])
+    return crops, {"crops": int(len(crops)), **summary}
 
 
-def _from_images(landmarker, images, num):
-    out = []
+def _from_images(landmarker, images, num, *, where):
+    out, faces, whole, used = [], 0, 0, 0
     for img in images:
         crops, _ = landmarker.crops(img)
-        if not len(crops):
+        used += 1
+        if len(crops):
+            faces += len(crops)
+        else:
             crops, _ = landmarker.crops(img, detector=None)
+            whole += 1
         out.append(crops)
         if sum(len(c) for c in out) >= num:
             break
-    return np.concatenate(out)
-
+    if not faces:
+        raise InvalidArgumentError(
+            f"int8 calibration found no face in {where} ({used} image(s)): a model calibrated on faceless images is "
+            "quantized for inputs it never sees. Give images with faces, uint8 face crops (N, H, W, 3) or a TFDS split")
+    if whole:
+        warnings.warn(f"int8 calibration: no face in {whole} of {used} images of {where}; their whole image is used "
+                      f"({faces} face crops, {whole} whole images)", stacklevel=3)
+    return np.concatenate(out), {"source": where, "images": used, "faces": faces, "whole_images": whole}
 
 def _from_tfds(landmarker, name, num, data_dir):
     from lmkzoo import geometry, schemes

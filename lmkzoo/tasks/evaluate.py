@@ -168,18 +168,13 @@ def evaluate(model, data: str, *, data_dir=None, manual_dir=None, norm: str | No
     """
     import lmkzoo
     from lmkzoo import geometry, metrics
+    from lmkzoo.data.pipeline import load_tfds
     from lmkzoo.tasks.landmarker import Landmarker
 
     name, split = parse_data(data)
     if boxes not in _BOX_WORDS:
         raise InvalidArgumentError(f"boxes must be one of {sorted(_BOX_WORDS)}; got {boxes!r}")
-    if manual_dir is not None:
-        import tensorflow_datasets as tfds
-
-        import datasets_tfds  # noqa: F401
-
-        tfds.builder(name, data_dir=data_dir).download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+    source = load_tfds(name, split, data_dir=data_dir, manual_dir=manual_dir)  # before the model: a wrong name fails fast
     lm = model if isinstance(model, Landmarker) else (
         lmkzoo.load(model, runtime=runtime) if str(model).endswith((".keras", ".tflite", ".onnx"))
         else lmkzoo.load(model, weights=weights, runtime=runtime))
@@ -188,9 +183,7 @@ def evaluate(model, data: str, *, data_dir=None, manual_dir=None, norm: str | No
     norm, cutoff = norm or p_norm, float(cutoff or p_cut)
 
     from lmkzoo import schemes
-    from lmkzoo.data.pipeline import load_tfds
 
-    source = load_tfds(name, split, data_dir=data_dir)
     if max_faces:
         source = source.take(int(max_faces))
     spec = lm.spec

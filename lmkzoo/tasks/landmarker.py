@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from lmkzoo import crops as crops_lib
 from lmkzoo import geometry, schemes
 from lmkzoo.crops import crop_affine
 from lmkzoo.errors import InvalidArgumentError, NoFaceFoundError, ShapeMismatchError
@@ -53,6 +54,41 @@ class FaceLandmarks:
             d["covariance"] = np.round(self.covariance, 4).tolist()
             d["uncertainty"] = np.round(self.uncertainty, 4).tolist()
         return d
+
+
+def _check_points(value, shape: tuple, name: str, accepted: str) -> np.ndarray:
+    """``value`` as ``(N, *shape)`` float64 (one item of ``shape`` becomes N = 1; an empty list N = 0); otherwise
+    :class:`ShapeMismatchError` naming the argument, the shape received and ``accepted``."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ShapeMismatchError(f"{name} must be numbers shaped {accepted}; got {type(value).__name__} {value!r:.80}") from None
+    if arr.size == 0:
+        return np.zeros((0, *shape))
+    if arr.shape == shape:
+        arr = arr[None]
+    if arr.shape[1:] != shape:
+        raise ShapeMismatchError(f"{name} must be shaped {accepted}; got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidArgumentError(f"{name} must be finite; got {arr.tolist()!r:.120}")
+    return arr
+
+
+def _check_box(box: np.ndarray, i: int, image_size, where: str) -> np.ndarray:
+    """A face box that can be cropped: positive size, overlapping the image, at most 100x the image's larger side."""
+    w, h = image_size
+    x0, y0, x1, y1 = box
+    limit = 100 * max(w, h)
+    if not (x1 > x0 and y1 > y0):
+        problem = "x1 <= x0 or y1 <= y0"
+    elif x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+        problem = f"it does not overlap the {w}x{h} image"
+    elif max(x1 - x0, y1 - y0) > limit:
+        problem = f"it is over {limit} px across, 100 times the {w}x{h} image"
+    else:
+        return box
+    raise InvalidArgumentError(f"boxes{where}[{i}] = {[float(v) for v in box]} cannot be a face box: {problem}; a box is "
+                               "(x0, y0, x1, y1) in image pixels with x0 < x1, y0 < y1, overlapping the image")
 
 
 class KerasRunner:
@@ -123,20 +159,22 @@ class Landmarker:
             self._detector = default_detector()
         return self._detector
 
-    def _faces_for_image(self, img, boxes, five_points, detector):
-        """``[(box, five_points_or_None), ...]`` for one image."""
+    def _faces_for_image(self, img, boxes, five_points, detector, where: str = ""):
+        """``[(box, five_points_or_None), ...]`` for one image (``where``: " of image i" in messages)."""
         h, w = img.shape[:2]
         policy = self.spec.crop.get("policy", "box")
+        if five_points is not None and boxes is not None:
+            raise InvalidArgumentError(
+                f"pass boxes= or five_points= for a face{where}, not both: the model would use one and ignore the "
+                f"other ({self.spec.name} crops by {policy}; five points alone work with every model)")
         if five_points is not None:
-            fp = np.asarray(five_points, dtype=np.float64)
-            if fp.ndim == 2:
-                fp = fp[None]
-            if fp.ndim != 3 or fp.shape[1:] != (5, 2):
-                raise ShapeMismatchError(f"five_points must be (N, 5, 2) per image; got {fp.shape}")
-            return [(geometry.points_bbox(f), f) for f in fp]
+            fp = _check_points(five_points, (5, 2), f"five_points{where}", "(N, 5, 2) or (5, 2) (x, y) per face")
+            # a box-crop model takes the face box the five points stand for, not the box of the points themselves
+            box = crops_lib.face_box_from_five_points if policy not in ("five_point", "five_point_hull") else geometry.points_bbox
+            return [(box(f), f) for f in fp]
         if boxes is not None:
-            b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
-            return [(bb, None) for bb in b]
+            b = _check_points(boxes, (4,), f"boxes{where}", "(N, 4) or (4,) (x0, y0, x1, y1) per face")
+            return [(_check_box(bb, i, (w, h), where), None) for i, bb in enumerate(b)]
         if detector is None:
             return [(np.array([0.0, 0.0, w, h]), None)]
         det = self._default_detector() if isinstance(detector, str) and detector == "default" else detector
@@ -274,11 +312,15 @@ class Landmarker:
         """Landmarks of every face.
 
         Args:
-            images: a path, an RGB uint8 ``(H, W, 3)`` array (grayscale / RGBA are converted), or a list.
-            boxes: face boxes ``(x0, y0, x1, y1)``: ``(N, 4)`` for one image, or one such list per image.
-                An empty list gives no faces. Boxes are face boxes in the detector's sense; the model's crop
-                policy (zoo.yaml ``input.crop``) turns them into its training crop.
-            five_points: ``(N, 5, 2)`` per image (left eye, right eye, nose, left / right mouth corner).
+            images: a path, an RGB uint8 ``(H, W, 3)`` array (grayscale / RGBA are converted), a PIL image, the
+                bytes of an image file, or a list of them.
+            boxes: face boxes ``(x0, y0, x1, y1)``: ``(N, 4)`` (or one ``(4,)``) for one image, or one such list
+                per image. An empty list gives no faces. Boxes are face boxes in the detector's sense; the model's
+                crop policy (zoo.yaml ``input.crop``) turns them into its training crop. Boxes of another shape,
+                not finite, empty, outside the image or absurdly large raise errors naming the box.
+            five_points: ``(N, 5, 2)`` per image (left eye, right eye, nose, left / right mouth corner). Models that
+                crop by box use the face box the five points stand for
+                (:func:`lmkzoo.crops.face_box_from_five_points`). Give ``boxes`` or ``five_points``, not both.
             detector: ``"default"`` (the built-in detector), ``None`` (the whole image is one face) or a
                 callable ``image -> boxes``.
             flip_test: average with the mirrored crop (scheme flip permutation).
@@ -313,6 +355,15 @@ class Landmarker:
 
         if smoothing not in ("one_euro", None):
             raise InvalidArgumentError(f"smoothing must be 'one_euro' or None; got {smoothing!r}")
+        for key, value in (("fps", fps), ("min_cutoff", min_cutoff), ("beta", beta), ("d_cutoff", d_cutoff),
+                           ("max_frames", max_frames)):
+            low_ok = value is None or (isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+                                       and np.isfinite(value) and (value >= 0 if key == "beta" else value > 0))
+            if not low_ok:
+                what = {"fps": "a positive frame rate (frames per second) or None (the file's)",
+                        "beta": "a non-negative number (1 / face size)", "max_frames": "a positive number or None"}
+                raise InvalidArgumentError(f"{key} must be {what.get(key, 'a positive cut-off frequency (Hz)')}; "
+                                           f"got {value!r}")
         frames, file_fps = iter_frames(video, max_frames=max_frames)
         fps = float(fps or file_fps or 30.0)
         filt = OneEuroFilter(min_cutoff, beta, d_cutoff) if smoothing else None
@@ -362,7 +413,8 @@ class Landmarker:
             return list(arg)
 
         bx, fps = per_image(boxes, "boxes"), per_image(five_points, "five_points")
-        faces = [self._faces_for_image(img, b, f, detector) for img, b, f in zip(imgs, bx, fps)]
+        faces = [self._faces_for_image(img, b, f, detector, "" if single else f" of image {i}")
+                 for i, (img, b, f) in enumerate(zip(imgs, bx, fps))]
         if require_face:
             empty = [i for i, f in enumerate(faces) if not f]
             if empty:
@@ -402,19 +454,26 @@ class Landmarker:
         if self.network is None:
             raise InvalidArgumentError(f"a {self.runtime} Landmarker cannot be exported again; export from the Keras model "
                                        f"(lmkzoo.load({self.spec.name!r}))")
+        path = Path(path)
+        if path.is_dir() and format != "saved_model":
+            raise InvalidArgumentError(f"the export path {path} is a folder; a {format} export is one file: give a file "
+                                       f"name such as {path / (self.spec.name + '.' + format)}")
+        if path.exists() and not path.is_dir() and format == "saved_model":
+            raise InvalidArgumentError(f"the export path {path} is a file; a SavedModel is a folder")
+        rep = calibration = None
+        if quantize == "int8":  # before the conversion: bad calibration data fails fast
+            if representative_data is None:
+                convert._check_quantize(quantize, None)
+            rep, calibration = representative_crops(self, representative_data, num=num_calibration, data_dir=data_dir)
         serving = self.serving_model(with_affine=with_affine)
         meta = make_metadata(self.spec, outputs=list(serving.output), with_affine=with_affine, fmt=format,
                              quantize=quantize, batch_size=batch_size)
-        path = Path(path)
+        if calibration is not None:
+            meta["calibration"] = calibration
         if format == "onnx":
             return convert.export_onnx(serving, path, metadata=meta, batch_size=batch_size)
         if format == "saved_model":
             return convert.export_saved_model(serving, path, metadata=meta, batch_size=batch_size)
-        rep = None
-        if quantize == "int8":
-            if representative_data is None:
-                convert._check_quantize(quantize, None)
-            rep = representative_crops(self, representative_data, num=num_calibration, data_dir=data_dir)
         return convert.export_tflite(serving, path, metadata=meta, quantize=quantize, representative=rep,
                                      batch_size=batch_size, float_scopes=(self.network.codec.name,))
 

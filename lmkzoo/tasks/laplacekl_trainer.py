@@ -39,6 +39,7 @@ from keras import ops
 from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.errors import InvalidArgumentError
 from lmkzoo.models.layers.soft_argmax import probabilities_to_heatmaps, spatial_softmax
+from lmkzoo.tasks.train import leaves_nothing_on_failure
 
 __all__ = ["AdversarialLandmarkTrainer", "make_adversarial_dataset", "train_adversarial", "GENERATOR_OBJECTIVES"]
 
@@ -236,6 +237,7 @@ def make_adversarial_dataset(labeled, unlabeled, *, skip_unlabeled: int = 0):
     return ds.map(lambda lab, img_u: ({"labeled": lab[0], "unlabeled": img_u}, lab[1]))
 
 
+@leaves_nothing_on_failure
 def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_split: str = "train",
                       val_split: str | None = "validation", unlabeled_split: str = "train", out_dir="runs/train_adv",
                       epochs: int | None = None, batch_size: int | None = None, unlabeled_batch_size: int | None = None,
@@ -272,17 +274,20 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     from lmkzoo.data.pipeline import load_tfds, make_dataset
     from lmkzoo.data.unlabeled import make_unlabeled_dataset
     from lmkzoo.registry import get_spec
+    from lmkzoo.tasks.backup import TrainingBackup
     from lmkzoo.tasks.families import get_family
     from lmkzoo.tasks.loader import build_network
     from lmkzoo.tasks.train import (
         _atomic_save,
         _eval_protocol,
         _evaluation_callback,
-        _resume_epoch,
         _train_val_sources,
         build_optimizer,
-        resume_callbacks,
+        check_run_args,
     )
+
+    check_run_args(epochs=epochs, batch_size=batch_size, unlabeled_batch_size=unlabeled_batch_size,
+                   steps_per_epoch=steps_per_epoch, learning_rate=learning_rate)
 
     keras.utils.set_random_seed(seed)
     spec = get_spec(name)
@@ -295,7 +300,6 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     batch_size = int(batch_size or recipe.get("batch_size", 16))
     unlabeled_batch_size = int(unlabeled_batch_size or batch_size)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
 
     train_src, val_src = _train_val_sources(labeled, train_split, val_split, data_dir, manual_dir)
     if isinstance(unlabeled, str):
@@ -310,16 +314,19 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     generator = build_network(spec, **(builder_overrides or {}))
     discriminator = family.build_discriminator(spec, generator, **(discriminator_overrides or {}))
     n_train = int(train_src.cardinality().numpy())
+    epoch_steps = steps_per_epoch  # given: each epoch is exactly that many batches (see make_dataset)
     if steps_per_epoch is None:
         if n_train <= 0:
             raise InvalidArgumentError("cannot infer steps_per_epoch from a dataset of unknown size; pass steps_per_epoch")
         steps_per_epoch = max(1, n_train // batch_size)
     common = dict(crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme, mean=spec.mean, std=spec.std)
-    backup = out / "backup"
-    start_epoch = _resume_epoch(backup)
+    out.mkdir(parents=True, exist_ok=True)
+    backup = TrainingBackup(out / "backup")
+    start_epoch = backup.initial_epoch
     labeled_ds = make_dataset(train_src, codec=generator.codec, training=True, batch_size=batch_size,
                               augment=augment if augment is not None else recipe.get("augment", family.augment_preset),
-                              seed=seed, start_epoch=start_epoch, epochs=max(1, epochs - start_epoch), **common)
+                              seed=seed, start_epoch=start_epoch, epochs=max(1, epochs - start_epoch),
+                              steps_per_epoch=epoch_steps, **common)
     data = make_adversarial_dataset(labeled_ds, unlabeled, skip_unlabeled=start_epoch * steps_per_epoch)
 
     opt = dict(recipe.get("optimizer") or {"name": "adam", "learning_rate": 1e-3})
@@ -332,7 +339,7 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
                     d_optimizer=build_optimizer(recipe, steps_per_epoch, learning_rate=learning_rate, epochs=epochs),
                     g_loss=family.default_loss(spec, generator))
     (out / "ckpt").mkdir(exist_ok=True)
-    cbs = [*resume_callbacks(backup),
+    cbs = [backup,
            keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
            keras.callbacks.TensorBoard(str(out / "tb"), write_graph=False, profile_batch=0),
            # the trainer's weights: generator and discriminator
@@ -355,7 +362,7 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     _atomic_save(generator, out / "final.keras")
     _atomic_save(generator, out / "final.weights.h5", weights_only=True)
     _atomic_save(discriminator, out / "discriminator.weights.h5", weights_only=True)
-    hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    hist = {k: [float(v) for v in vs] for k, vs in (backup.history or history.history).items()}  # restarts included
     hist["train_seconds"] = time.time() - t0
     hist["generator_updates"] = int(trainer.g_optimizer.iterations.numpy())
     hist["discriminator_updates"] = int(trainer.d_optimizer.iterations.numpy())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
-from lmkzoo.errors import ChecksumMismatchError, InvalidArgumentError, WeightsUnavailableError
+from lmkzoo.errors import CheckpointMismatchError, ChecksumMismatchError, InvalidArgumentError, WeightsUnavailableError
 from lmkzoo.hub import sha256_file
 from lmkzoo.registry import ModelSpec, default_model_name, get_spec
 
@@ -69,10 +70,14 @@ def _load_keras_file(path: Path):
 
     register_all()  # imports every family, which registers the classes a .keras file may name
 
+    if not zipfile.is_zipfile(path):
+        raise InvalidArgumentError(f"{path} is not a .keras model file: it is not a zip archive (an unfinished copy or "
+                                   "download, or another kind of file)")
     try:
         # compile=False: inference needs no loss or optimizer (and a training run's loss may not be importable)
         return keras.saving.load_model(str(path), safe_mode=True, compile=False)
-    except ValueError as e:  # e.g. a Lambda layer: arbitrary code, refused by safe mode
+    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as e:
+        # e.g. a Lambda layer (arbitrary code, refused by safe mode), a damaged member, a class lmkzoo does not know
         raise InvalidArgumentError(f"cannot load {path} (Keras safe mode): {e}") from None
 
 
@@ -173,17 +178,27 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
         if builder:
             raise InvalidArgumentError(f"builder= does not apply to {file}: a .keras file carries its own architecture")
         network = _load_keras_file(file)
-        if network.num_points != _num_points(spec):
-            raise InvalidArgumentError(
-                f"{file} predicts {network.num_points} points but {spec.name} uses {spec.scheme} ({_num_points(spec)})"
-            )
+        saved = spec_from_network(network, fallback=spec)
+        if network.num_points != _num_points(spec) or saved.family != spec.family:
+            raise CheckpointMismatchError(
+                f"{file} holds {saved.name} ({saved.family}, {network.num_points} points); it cannot be the weights "
+                f"of {spec.name} ({spec.family}, {_num_points(spec)} points). Load it by itself: "
+                f"lmkzoo.load({str(file)!r})")
         network.zoo_spec = spec.to_dict()
         return Landmarker(spec, network, **kwargs)
     network = _build_with(spec, builder)
     try:
+        import h5py
+
+        with h5py.File(file, "r"):
+            pass
+    except OSError as e:
+        raise InvalidArgumentError(f"{file} is not a Keras .weights.h5 file: it is not readable HDF5 ({e}; an "
+                                   "unfinished copy or download, or another kind of file)") from None
+    try:
         network.load_weights(str(file))
-    except (ValueError, KeyError) as e:
-        raise InvalidArgumentError(f"{file} does not fit {spec.name}: {e}") from None
+    except (ValueError, KeyError, OSError) as e:
+        raise CheckpointMismatchError(f"{file} does not fit {spec.name}: {e}") from None
     return Landmarker(spec, network, **kwargs)
 
 

@@ -253,11 +253,11 @@ def _unlabeled_stream(unlabeled, *, split="train", data_dir=None):
         import tensorflow_datasets as tfds
 
         import datasets_tfds  # noqa: F401
+        from lmkzoo.data.pipeline import check_split, prepare_builder
 
         name, split = _split_name(unlabeled, split)
-        b = tfds.builder(name, data_dir=data_dir)
-        b.download_and_prepare()
-        ds = b.as_dataset(split=split, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+        b = prepare_builder(name, data_dir=data_dir)
+        ds = b.as_dataset(split=check_split(b, split), shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
         desc = f"{name}:{split}"
 
         def fn(ex):

@@ -19,8 +19,12 @@ matches one-device training with the same global batch.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -161,32 +165,11 @@ def _evaluation_callback(dataset, scheme, *, norm="inter_ocular", cutoff=0.10, e
 
 
 def resume_callbacks(backup_dir: Path) -> list:
-    """Keras' ``BackupAndRestore`` (weights, optimizer states, epoch) plus the states of the random-op seed
-    generators (dropout, noise), which it does not save: without them a resumed run would redraw the masks of its
-    first epochs, and end with other weights than an uninterrupted one."""
-    import keras
+    """The resume callbacks of a run: one :class:`~lmkzoo.tasks.backup.TrainingBackup` (model, optimizer and
+    seed-generator states, written atomically each epoch; the newest intact state restored at the start)."""
+    from lmkzoo.tasks.backup import TrainingBackup
 
-    seeds_file = Path(backup_dir) / "seed_states.npz"
-
-    class SeedStateBackup(keras.callbacks.Callback):
-        def _states(self):
-            return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
-
-        def on_train_begin(self, logs=None):
-            if seeds_file.exists() and _resume_epoch(seeds_file.parent) > 0:
-                states = self._states()
-                with np.load(seeds_file) as saved:
-                    if len(saved.files) == len(states):
-                        for i, v in enumerate(states):
-                            v.assign(saved[f"s{i}"])
-
-        def on_epoch_end(self, epoch, logs=None):
-            tmp = seeds_file.with_name(seeds_file.name + ".part")
-            with open(tmp, "wb") as f:
-                np.savez(f, **{f"s{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(self._states())})
-            os.replace(tmp, seeds_file)
-
-    return [keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False), SeedStateBackup()]
+    return [TrainingBackup(backup_dir)]
 
 
 def _eval_protocol(data, norm=None, cutoff=None):
@@ -200,16 +183,6 @@ def _eval_protocol(data, norm=None, cutoff=None):
     return (norm or default[0]), float(cutoff if cutoff is not None else default[1])
 
 
-def _resume_epoch(backup_dir: Path) -> int:
-    meta = backup_dir / "training_metadata.json"
-    if meta.exists():
-        try:
-            return int(json.loads(meta.read_text())["epoch"])
-        except (ValueError, KeyError):
-            return 0
-    return 0
-
-
 def _sync_batchnorm(model, on: bool):
     import keras
 
@@ -221,15 +194,7 @@ def _sync_batchnorm(model, on: bool):
 def _source(data, split, data_dir, manual_dir, shuffle_files=False):
     from lmkzoo.data.pipeline import load_tfds
 
-    if manual_dir is not None:
-        import tensorflow_datasets as tfds
-
-        import datasets_tfds  # noqa: F401
-
-        tfds.builder(data, data_dir=data_dir).download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
-        )
-    return load_tfds(data, split, data_dir=data_dir, shuffle_files=shuffle_files)
+    return load_tfds(data, split, data_dir=data_dir, shuffle_files=shuffle_files, manual_dir=manual_dir)
 
 
 def _train_val_sources(data, train_split, val_split, data_dir, manual_dir):
@@ -243,6 +208,45 @@ def _train_val_sources(data, train_split, val_split, data_dir, manual_dir):
     return data, None
 
 
+def check_run_args(**values):
+    """Refuse run settings that cannot train: ``epochs``, ``batch_size``, ``steps_per_epoch``, ``eval_every`` must be
+    positive integers and ``learning_rate`` a positive finite number (``None``: the recipe's value)."""
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key == "learning_rate":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+            if not ok:
+                raise InvalidArgumentError(f"learning_rate must be a positive number; got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InvalidArgumentError(f"{key} must be a positive integer; got {value!r}")
+
+
+def leaves_nothing_on_failure(trainer):
+    """Decorate a trainer taking ``out_dir``: when it fails before any training state was saved, the run folder it
+    created is removed again (a refused or crashed new run leaves no half-made folder behind; a run folder that
+    holds a state to resume from, or that existed before the call, is kept)."""
+    signature = inspect.signature(trainer)
+
+    @functools.wraps(trainer)
+    def run(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        out = Path(bound.arguments["out_dir"])
+        existed = out.exists()
+        try:
+            return trainer(*args, **kwargs)
+        except BaseException:
+            from lmkzoo.tasks.backup import has_resume_state
+
+            if not existed and out.is_dir() and not has_resume_state(out):
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+
+    return run
+
+
+@leaves_nothing_on_failure
 def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str = "train",
           val_split: str | None = "validation", out_dir="runs/train", epochs: int | None = None,
           batch_size: int | None = None, learning_rate: float | None = None, augment=None,
@@ -296,6 +300,8 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     from lmkzoo.tasks.families import get_family
     from lmkzoo.tasks.loader import build_network
 
+    check_run_args(epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, eval_every=eval_every,
+                   learning_rate=learning_rate)
     spec = name if hasattr(name, "family") else get_spec(name)
     if spec.recipe.get("adversarial"):
         if unlabeled is None:
@@ -333,20 +339,23 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     batch_size = int(batch_size or recipe.get("batch_size", 16))
     augment = augment if augment is not None else recipe.get("augment", family.augment_preset)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     strat = strategy if isinstance(strategy, tf.distribute.Strategy) else make_strategy(strategy)
     replicas = strat.num_replicas_in_sync
     if batch_size % replicas:
         raise InvalidArgumentError(f"global batch size {batch_size} must be a multiple of the {replicas} replicas")
-    if precision:
-        keras.mixed_precision.set_global_policy(precision)
 
     train_src, val_src = _train_val_sources(data, train_split, val_split, data_dir, manual_dir)
     n_train = int(train_src.cardinality().numpy())
+    # an epoch given by steps_per_epoch is exactly that many batches of the deterministic stream (fewer or more than
+    # one pass over the data), so a resumed run still sees the batches an uninterrupted one would
+    epoch_steps = steps_per_epoch
     if steps_per_epoch is None:
         if n_train <= 0:
             raise InvalidArgumentError("cannot infer steps_per_epoch from a dataset of unknown size; pass steps_per_epoch")
         steps_per_epoch = max(1, n_train // batch_size)
+    if precision:
+        keras.mixed_precision.set_global_policy(precision)
+    out.mkdir(parents=True, exist_ok=True)
 
     overrides = dict(builder_overrides or {})
     init_file = None
@@ -361,8 +370,10 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     # the chief writes the run's files and the final model
     is_chief = _is_chief(strat)
     work = out if is_chief else out / f"worker{strat.cluster_resolver.task_id}"
-    backup = work / "backup"
-    start_epoch = _resume_epoch(backup)
+    from lmkzoo.tasks.backup import TrainingBackup
+
+    backup = TrainingBackup(work / "backup")
+    start_epoch = backup.initial_epoch
     common = dict(crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme, mean=spec.mean, std=spec.std)
 
     keras.utils.set_random_seed(seed)
@@ -379,7 +390,7 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         index = 0 if ctx is None else ctx.input_pipeline_id
         return make_dataset(train_src, codec=network.codec, training=True, batch_size=per_replica, augment=augment,
                             seed=seed, start_epoch=start_epoch, epochs=max(1, epochs - start_epoch), num_shards=shards, shard_index=index,
-                            epoch_multiple=batch_size // shards, **common)
+                            epoch_multiple=batch_size // shards, steps_per_epoch=epoch_steps, **common)
 
     backbone_init = None
     if init_weights is not None:
@@ -390,14 +401,14 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         backbone_init = _init_backbone(network, spec, recipe["backbone_init"], imagenet_weights,
                                        dataset_fn() if start_epoch == 0 else None)
     train_ds = dataset_fn() if replicas == 1 else strat.distribute_datasets_from_function(dataset_fn)
-    if replicas > 1 and n_train > 0:
+    if replicas > 1 and n_train > 0 and epoch_steps is None:
         # each input pipeline reads 1/num_workers of the data
         workers = getattr(strat.extended, "_num_workers", 1) or 1
         steps_per_epoch = max(1, (n_train // workers) // (batch_size // workers))
 
     (work / "ckpt").mkdir(parents=True, exist_ok=True)
     cbs = [
-        *resume_callbacks(backup),
+        backup,
         keras.callbacks.CSVLogger(str(work / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(work / "tb"), write_graph=False, profile_batch=0),
         keras.callbacks.ModelCheckpoint(str(work / "ckpt" / "epoch{epoch:03d}.weights.h5"), save_weights_only=True),
@@ -423,7 +434,8 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     if is_chief:
         _atomic_save(network, out / "final.keras")
         _atomic_save(network, out / "final.weights.h5", weights_only=True)
-    hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    # every finished epoch, those before a restart included (Keras' history holds only this call's)
+    hist = {k: [float(v) for v in vs] for k, vs in (backup.history or history.history).items()}
     hist["train_seconds"] = elapsed
     if is_chief:
         (out / "history.json").write_text(json.dumps(hist, indent=2))
