@@ -68,8 +68,7 @@ def _cmd_predict(args) -> int:
     if args.model and args.model.endswith((".keras", ".tflite", ".onnx")):
         lm = lmkzoo.load(args.model, runtime=args.runtime) if not args.model.endswith(".keras") else lmkzoo.load(args.model)
     else:
-        kw = {} if args.runtime == "keras" else {"runtime": args.runtime}
-        lm = lmkzoo.load(args.model, weights=args.weights, **kw) if args.model else lmkzoo.load(**kw)
+        lm = lmkzoo.load(args.model, weights=args.weights, runtime=args.runtime)
     detector = {"default": "default", "none": None}.get(args.detector)
     if args.detector == "haar":
         from lmkzoo.detection import HaarFaceDetector
@@ -420,13 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sp.set_defaults(func=func)
+        sp.add_argument("-v", "--verbose", action="store_true",
+                        help="let TensorFlow, absl and LiteRT print their log lines on stderr")
         return sp
 
     sp = add("predict", "landmarks of every face in images (the embedded default model unless --model)", _cmd_predict)
     sp.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     sp.add_argument("--model", help="zoo arch[.tag], or a .keras / .tflite / .onnx file (default: the embedded model)")
     sp.add_argument("--weights", default="pretrained", type=_weights_arg, help="for zoo names: pretrained, none or a path")
-    sp.add_argument("--runtime", default="keras", choices=["keras", "tflite", "onnx"])
+    sp.add_argument("--runtime", default="auto", choices=["auto", "keras", "tflite", "onnx"],
+                    help="auto (default): LiteRT for published weights (no TensorFlow import), else Keras")
     sp.add_argument("--detector", default="default", choices=["default", "haar", "none"],
                     help="face detector: BlazeFace (default), OpenCV Haar, or none (the whole image is the face)")
     sp.add_argument("--flip", action="store_true", help="flip test (average with the mirrored crop)")
@@ -584,9 +586,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_native_logs() -> None:
+    """Keep TensorFlow, absl, LiteRT and XNNPACK log lines off stderr (``--verbose`` keeps them): native libraries
+    write to file descriptor 2, which goes to /dev/null, while Python's ``sys.stderr`` (lmkzoo's messages, warnings,
+    progress bars, tracebacks) keeps writing to the real stderr through a duplicate of it."""
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("absl", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if sys.stderr is not sys.__stderr__ or getattr(_quiet_native_logs, "done", False):
+        return  # stderr is already redirected (pytest's capture, an embedding program): leave the descriptors alone
+    try:
+        sys.stderr.flush()
+        real = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError, AttributeError):
+        return
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = sys.__stderr__ = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding,
+                                            errors=sys.stderr.errors)
+    _quiet_native_logs.done = True
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "verbose", False):
+        _quiet_native_logs()
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -1,12 +1,17 @@
 """Ship a trained run as lmkzoo's embedded default model: float16 weights inside the package + its model card.
 
     python tools/embed_default_model.py runs/pipnet_lite --write-zoo   # or without: print the zoo.yaml lines
+    python tools/embed_default_model.py --litert-only                  # only the packaged LiteRT form
 
 1. ``lmkzoo.hub.publish`` checks the run (config, history) and writes its float32 ``.weights.h5``, rebuilt
    exactly as ``lmkzoo.load`` rebuilds the model (the run's mean face becomes the tag's ``builder``).
 2. The file is rewritten with every float array stored as float16 (half the size; Keras casts back to float32
    on load) into ``lmkzoo/weights/``, and the float16 model is checked against the float32 one.
-3. Both are evaluated on shared/data/faces68_dlib (never used for training; reference points from dlib's
+3. The LiteRT form of those weights (the float32 serving graph with a dynamic batch, decoding included) is written
+   beside them, so that ``lmkzoo.load()`` predicts on LiteRT without importing TensorFlow (lmkzoo.export.cache).
+   ``--litert-only`` rewrites just that file and its zoo.yaml line for the weights already embedded (after a change
+   to the serving graph or the codec).
+4. Both are evaluated on shared/data/faces68_dlib (never used for training; reference points from dlib's
    predictor) through the ``predict`` path: the built-in detector, and the tight reference box ("oracle").
    The LFW validation people give the monitoring NME (LFW is not a test set: shared/data/lfw_faces/SOURCE.md).
 """
@@ -85,13 +90,52 @@ def renamed_transpose_groups(src: Path, dst: Path) -> bool:
     return bool(old)
 
 
+def write_litert(landmarker, weights_file: Path) -> dict:
+    """Export ``landmarker``'s LiteRT form beside ``weights_file`` (same stem, ``.tflite``; float32 compute, dynamic
+    batch: lmkzoo.export.cache.EXPORT_VARIANT) and return its zoo.yaml ``litert`` entry."""
+    from lmkzoo import hub
+
+    target = weights_file.with_name(weights_file.name.replace(".weights.h5", ".tflite"))
+    for old in target.parent.glob(f"{landmarker.spec.name}-*.tflite"):
+        old.unlink()
+    landmarker.export(target, format="tflite", batch_size=None)
+    return {"file": f"weights/{target.name}", "sha256": hub.sha256_file(target)}
+
+
+def litert_only(name: str) -> int:
+    """Rewrite the packaged LiteRT form of the embedded weights and its ``litert:`` line in zoo.yaml."""
+    import re
+
+    import lmkzoo
+    from lmkzoo.registry import get_spec
+    from lmkzoo.tasks.loader import packaged_weights_path
+
+    spec = get_spec(name)
+    entry = write_litert(lmkzoo.load(spec.name, runtime="keras"), packaged_weights_path(spec))
+    zoo = ROOT / "zoo.yaml"
+    src = zoo.read_text()
+    a, b = src.find(BEGIN), src.find(END)
+    block = src[a:b]
+    line = f"          litert: {{file: {entry['file']}, sha256: {entry['sha256']}}}\n"
+    block = re.sub(r"          litert: .*\n", "", block)
+    block = re.sub(r"(          file: weights/.*\n)", lambda m: m.group(1) + line, block, count=1)
+    zoo.write_text(src[:a] + block + src[b:])
+    print(f"wrote {ROOT / 'lmkzoo' / entry['file']} and its zoo.yaml line", file=sys.stderr)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", help="training run folder (tools/train_default_model.py --out)")
+    ap.add_argument("run", nargs="?", help="training run folder (tools/train_default_model.py --out)")
+    ap.add_argument("--litert-only", action="store_true", help="only (re)write the packaged LiteRT form")
     ap.add_argument("--name", default="pipnet_lite.lfw")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--write-zoo", action="store_true", help="replace the tag's block in zoo.yaml (between its markers)")
     args = ap.parse_args(argv)
+    if args.litert_only:
+        return litert_only(args.name)
+    if not args.run:
+        ap.error("give the training run folder (or --litert-only)")
 
     import lmkzoo
     from eval_faces68_dlib import evaluate, load_faces
@@ -129,6 +173,7 @@ def main(argv=None):
         shutil.copyfile(half, final)
     net16 = build_network(spec, **overrides)
     net16.load_weights(str(final))
+    litert = write_litert(Landmarker(spec, net16), final)
     res32 = evaluate(Landmarker(spec, net32), faces)
     res16 = evaluate(Landmarker(spec, net16), faces)
     val = [v for v in history.get("val_nme", [])]
@@ -143,7 +188,7 @@ def main(argv=None):
     entry = dict(pub.entry)
     for k in ("url", "mirrors", "size"):
         entry.pop(k, None)
-    entry.update(file=f"weights/{final.name}", sha256=sha, dtype="float16", metrics=metrics,
+    entry.update(file=f"weights/{final.name}", sha256=sha, dtype="float16", litert=litert, metrics=metrics,
                  made_by=(f"trained from scratch by lmkzoo {lmkzoo.__version__} with tools/train_default_model.py (the "
                           f"zoo recipe: {config.get('epochs')} epochs, batch {config.get('batch_size')}, "
                           f"{config.get('augment')} augmentation, seed {config.get('seed')}, "

@@ -75,33 +75,60 @@ class KerasRunner:
 class Landmarker:
     """A zoo model ready for inference. Build it with :func:`lmkzoo.load`.
 
+    Every runtime is safe to call from many threads at once (results equal serial calls): the LiteRT runner
+    and the built-in detector give each concurrent call an interpreter of its own, ONNX Runtime sessions and
+    the Keras ``tf.function`` are thread-safe.
+
     Attributes:
         spec: the :class:`~lmkzoo.registry.ModelSpec`.
-        network: the ``keras.Model`` (normalised crop → raw outputs) for training and fine-tuning (Keras
-            runtime only).
+        network: the ``keras.Model`` (normalised crop → raw outputs) for training and fine-tuning. A Landmarker
+            that runs on LiteRT builds it on first access (that imports Keras and TensorFlow); a Landmarker over
+            an exported file alone has none.
         scheme: the :class:`~lmkzoo.schemes.Scheme` of its points.
     """
 
-    def __init__(self, spec, network=None, *, runner=None, batch_size: int = 16):
+    def __init__(self, spec, network=None, *, runner=None, batch_size: int = 16, network_factory=None):
+        import threading
+
         self.spec = spec
-        self.network = network
+        self._network = network
+        self._network_factory = network_factory
         self.scheme = schemes.get(spec.scheme)
         self.batch_size = int(batch_size)
         self._runner = runner
         self._detector = None
+        self._lock = threading.RLock()  # lazy members (network, Keras runner) are built once, whatever the threads
 
     # ------------------------------------------------------------------------------------------ runtime
     @property
+    def network(self):
+        """The Keras network, built (and its weights loaded) on first access where this Landmarker runs on an
+        exported form of it; None for a Landmarker over an exported file alone."""
+        if self._network is None and self._network_factory is not None:
+            with self._lock:
+                if self._network is None:
+                    self._network = self._network_factory()
+        return self._network
+
+    @network.setter
+    def network(self, value):
+        self._network = value
+
+    @property
     def runner(self):
+        """What runs the serving graph: a LiteRT / ONNX Runtime runner, or the Keras one (built on first use)."""
         if self._runner is None:
-            if self.network is None:
-                raise InvalidArgumentError("this Landmarker has neither a network nor a runtime")
-            self._runner = KerasRunner(self.serving_model())
+            with self._lock:
+                if self._runner is None:
+                    if self.network is None:
+                        raise InvalidArgumentError("this Landmarker has neither a network nor a runtime")
+                    self._runner = KerasRunner(self.serving_model())
         return self._runner
 
     @property
     def runtime(self) -> str:
-        return getattr(self.runner, "runtime", "keras")
+        """``"tflite"``, ``"onnx"`` or ``"keras"``."""
+        return getattr(self._runner, "runtime", "keras") if self._runner is not None else "keras"
 
     def serving_model(self, *, with_affine: bool = False):
         """The serving ``keras.Model`` (uint8 crop [+ crop→image affine] → decoded landmarks)."""
@@ -373,7 +400,8 @@ class Landmarker:
 
     # ------------------------------------------------------------------------------------------ export
     def export(self, path, format: str = "tflite", *, quantize: str | None = None, representative_data=None,
-               with_affine: bool = False, batch_size: int | None = None, data_dir=None, num_calibration: int = 128):
+               with_affine: bool = False, batch_size: int | None | str = "auto", data_dir=None,
+               num_calibration: int = 128):
         """Export the serving graph (uint8 crop → landmarks, scores[, covariance], decoding included).
 
         Args:
@@ -383,8 +411,9 @@ class Landmarker:
             representative_data: int8 calibration data: uint8 crops ``(N, H, W, 3)``, a folder of images (faces
                 found by the detector), a list of images, or a TFDS split ``"name[/config][:split]"``.
             with_affine: the graph also takes ``crop_to_image`` ``(B, 2, 3)`` and returns image pixels.
-            batch_size: ``None`` (dynamic batch, for CPU runtimes) or a fixed batch; GPU delegates need a fixed
-                one (``batch_size=1`` for a phone).
+            batch_size: ``"auto"`` (the default): a fixed batch of 1 for TFLite, the file a phone's GPU delegate
+                takes as it is, and a dynamic batch for ONNX and SavedModel; ``None``: a dynamic batch (CPU runtimes
+                batch many crops per call); or a fixed batch size.
             num_calibration: at most this many calibration crops.
         Returns:
             the written path. The file carries its metadata (scheme, landmark names, input contract, outputs).
@@ -402,6 +431,11 @@ class Landmarker:
         if self.network is None:
             raise InvalidArgumentError(f"a {self.runtime} Landmarker cannot be exported again; export from the Keras model "
                                        f"(lmkzoo.load({self.spec.name!r}))")
+        if isinstance(batch_size, str) and batch_size == "auto":
+            batch_size = 1 if format == "tflite" else None
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size < 1):
+            raise InvalidArgumentError(f"batch_size must be 'auto', None (dynamic) or a positive integer; got {batch_size!r}")
         serving = self.serving_model(with_affine=with_affine)
         meta = make_metadata(self.spec, outputs=list(serving.output), with_affine=with_affine, fmt=format,
                              quantize=quantize, batch_size=batch_size)
