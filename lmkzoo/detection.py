@@ -177,9 +177,10 @@ def weighted_nms(boxes, keypoints, scores, iou_threshold: float):
     return np.stack(out_b), np.stack(out_k), np.asarray(out_s)
 
 
-#: smallest face side, in input pixels of the full-range model, that it finds reliably: the dlib faces of 28-30 px in
-#: 500 px photos (10.7-11.5 px at its 192 px input) are all found; 16 px leaves a margin (tests/test_detection.py)
-_FULL_RANGE_MIN_FACE = 16.0
+#: face side, in input pixels of the full-range model, that tiling aims for: it finds all the dlib faces of 28-30 px in
+#: 500 px photos (11 px at its 192 px input) but only a third of 50 px faces packed 10x10 into a 1080x800 photo when
+#: they span 16 px; 20 px finds three quarters of those and 95-100 % of less crowded ones (benchmarks/README.md)
+_FULL_RANGE_MIN_FACE = 20.0
 
 
 class _BlazeNet:
@@ -229,11 +230,12 @@ class BlazeFaceDetector:
     model's time; MediaPipe FaceMesh's own detector). When the largest face it finds spans at least
     ``portrait_fraction`` of the image's longer side (a portrait or selfie, where it is the right model), that is
     the answer. Otherwise (group photos, small or no faces) the full-range model (192 px) runs, and on an image
-    larger than 1.5x the side at which a ``min_face_size`` face still spans 16 of its input pixels (480 px for 40 px
-    faces: images over 720 px) it also runs on overlapping tiles, a pyramid of them, each tile side doubling
+    larger than 1.5x the side at which a ``min_face_size`` face still spans 20 of its input pixels (384 px for 40 px
+    faces: images over 576 px) it also runs on overlapping tiles, a pyramid of them, each tile side doubling
     the last, with every detection merged by the weighted NMS; tile detections cut by a tile's inner edge are
     dropped (a larger tile or the whole image holds that face). Faces smaller than ``min_face_size`` can still be
-    missed, and tiles cost time: a 1080x800 photo runs the full-range model 9 times.
+    missed (and crowded faces: 75 of 100 faces of 50 px packed into a 1080x800 photo are found), and tiles cost
+    time: a 1080x800 photo without a portrait-sized face runs the full-range model 17 times.
 
     Calls from many threads are safe: each concurrent call gets interpreters of its own.
 
@@ -314,7 +316,7 @@ class BlazeFaceDetector:
     def tiles(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
         """The tiles ``(x0, y0, x1, y1)`` the full-range model also runs on for an image of this size (``"auto"``
         policy; empty when the whole image is enough): a pyramid of square tiles, the first of side
-        ``min_face_size * 192 / 16`` (a ``min_face_size`` face spans 16 input pixels), each level twice the last,
+        ``min_face_size * 192 / 20`` (a ``min_face_size`` face spans 20 input pixels), each level twice the last,
         overlapping by a quarter of their side."""
         if self.min_face_size is None:
             return []
