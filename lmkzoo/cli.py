@@ -58,6 +58,25 @@ def _expand_images(paths) -> list:
     return out
 
 
+def _ordered_map(fn, items, workers: int):
+    """``fn`` over ``items`` on ``workers`` threads, results in order, at most ``2 * workers`` in flight (so a folder
+    of any size never holds more than a few decoded images). One worker runs inline."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="lmkzoo-predict") as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def _cmd_predict(args) -> int:
     from pathlib import Path
 
@@ -65,43 +84,41 @@ def _cmd_predict(args) -> int:
     from lmkzoo.visualize import draw_faces
 
     images = _expand_images(args.images)
+    many = len(images) > 1 or (len(args.images) == 1 and Path(args.images[0]).is_dir())
+    # several images: decode, detect, run the network and draw on a few threads at once (every runtime and the
+    # detector are thread-safe, LiteRT, OpenCV and ONNX Runtime release the GIL), each runtime on fewer CPU threads
+    cpus = os.cpu_count() or 1
+    workers = min(4, cpus, len(images)) if many else 1
+    threads = {"num_threads": max(1, cpus // workers)} if workers > 1 else {}
     if args.model and args.model.endswith((".keras", ".tflite", ".onnx")):
-        lm = lmkzoo.load(args.model, runtime=args.runtime) if not args.model.endswith(".keras") else lmkzoo.load(args.model)
+        lm = (lmkzoo.load(args.model, runtime=args.runtime, **threads) if not args.model.endswith(".keras")
+              else lmkzoo.load(args.model))
     else:
-        lm = lmkzoo.load(args.model, weights=args.weights, runtime=args.runtime)
+        lm = lmkzoo.load(args.model, weights=args.weights, runtime=args.runtime, **threads)
     detector = {"default": "default", "none": None}.get(args.detector)
     if args.detector == "haar":
         from lmkzoo.detection import HaarFaceDetector
 
         detector = HaarFaceDetector()
+    elif detector == "default" and threads:
+        from lmkzoo.detection import BlazeFaceDetector
+
+        detector = BlazeFaceDetector(**threads)
     out = Path(args.out) if args.out else None
-    many = len(images) > 1 or (len(args.images) == 1 and Path(args.images[0]).is_dir())
     if out is not None and many:
         out.mkdir(parents=True, exist_ok=True)
-    iterator = images
-    if many and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        iterator = tqdm(images, desc="images", unit="image")
     from lmkzoo.errors import InvalidImageError
     from lmkzoo.image_io import read_image
 
-    results, no_face, unreadable = [], 0, 0
-    for path in iterator:
+    def one(path):
+        """``(record, number of faces)`` of one image, or ``(record, InvalidImageError)`` for an unreadable file."""
         try:
             img = read_image(path)
         except InvalidImageError as e:
-            if not many:
-                raise
-            # one bad file in a folder: say so, keep going, exit 2 at the end (like cat / cp with several files)
-            unreadable += 1
-            print(f"lmkzoo predict: error: {e}", file=sys.stderr)
-            results.append({"image": str(path), "error": str(e)})
-            continue
+            return {"image": str(path), "error": str(e)}, e
         faces = lm.predict(img, detector=detector, flip_test=args.flip)
-        no_face += not faces
-        results.append({"image": str(path), "size": [int(img.shape[1]), int(img.shape[0])],
-                        "faces": [f.to_dict() for f in faces]})
+        record = {"image": str(path), "size": [int(img.shape[1]), int(img.shape[0])],
+                  "faces": [f.to_dict() for f in faces]}
         if out is not None:
             import cv2
 
@@ -111,9 +128,31 @@ def _cmd_predict(args) -> int:
                 from lmkzoo.errors import InvalidArgumentError
 
                 raise InvalidArgumentError(f"cannot write {target} (unknown image extension?)")
-            results[-1]["overlay"] = str(target)
+            record["overlay"] = str(target)
+        return record, len(faces)
+
+    progress = None
+    if many and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(images), desc="images", unit="image")
+    results, no_face, unreadable = [], 0, 0
+    for record, found in _ordered_map(one, images, workers):
+        if progress is not None:
+            progress.update()
+        results.append(record)
+        if isinstance(found, InvalidImageError):
+            if not many:
+                raise found
+            # one bad file in a folder: say so, keep going, exit 2 at the end (like cat / cp with several files)
+            unreadable += 1
+            print(f"lmkzoo predict: error: {found}", file=sys.stderr)
+            continue
+        no_face += not found
         if not args.json:
-            print(f"{path}: {len(faces)} face(s)" + (f" -> {results[-1]['overlay']}" if out is not None else ""))
+            print(f"{record['image']}: {found} face(s)" + (f" -> {record['overlay']}" if out is not None else ""))
+    if progress is not None:
+        progress.close()
     if args.json:
         print(json.dumps(results if many else results[0], indent=1))
     if no_face:

@@ -183,6 +183,22 @@ def weighted_nms(boxes, keypoints, scores, iou_threshold: float):
 _FULL_RANGE_MIN_FACE = 20.0
 
 
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` resized to ``width`` x ``height``, antialiased when shrinking: halvings first (bilinear at exactly half
+    size averages 2x2 blocks), then one bilinear step of at most 2x. Ten times faster than OpenCV's INTER_AREA on
+    photos of a few hundred pixels (0.07 vs 0.6-0.9 ms at 250 px), for the same detections."""
+    import cv2
+
+    h, w = image.shape[:2]
+    while w >= 4 * width and h >= 4 * height:  # leaves between 2x and 4x for the next two steps
+        w, h = (w + 1) // 2, (h + 1) // 2
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    if w > 2 * width or h > 2 * height:
+        w, h = (w + 1) // 2, (h + 1) // 2
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 class _BlazeNet:
     """One BlazeFace interpreter with its tensor indices and anchors (the state an :class:`InterpreterPool` hands
     to one caller at a time)."""
@@ -199,13 +215,11 @@ class _BlazeNet:
 
     def __call__(self, image: np.ndarray):
         """``(regressors (N, 16), logits (N,), scale, (ox, oy))`` of ``image`` letterboxed into the input."""
-        import cv2
-
         size = self.size
         h, w = image.shape[:2]
         scale = size / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        resized = _resize(image, nw, nh)
         ox, oy = (size - nw) // 2, (size - nh) // 2
         canvas = self.canvas
         canvas.fill(0.0)

@@ -83,14 +83,15 @@ class InterpreterPool:
     """
 
     def __init__(self, model_path, *, num_threads: int, setup=None):
-        import queue
+        import collections
         import threading
 
         self.model_path = Path(model_path)
         self.num_threads = int(num_threads)
         self._setup = setup or (lambda it: it)
         self._interpreter_class = litert_interpreter_class()
-        self._idle = queue.LifoQueue()  # LIFO: the warmest interpreter (caches, packed weights) goes out first
+        # idle states; deque.append / .pop are atomic, and popping the last one (LIFO) hands out the warmest
+        self._idle = collections.deque()
         self._lock = threading.Lock()
         self.size = 0  # interpreters made so far
         self.put(self.new())  # fail early (missing or corrupt file) and keep one ready
@@ -103,21 +104,19 @@ class InterpreterPool:
         return self._setup(it)
 
     def put(self, state) -> None:
-        self._idle.put(state)
+        self._idle.append(state)
 
     @contextlib.contextmanager
     def acquire(self):
         """An interpreter's state for this caller alone, back into the pool afterwards."""
-        import queue
-
         try:
-            state = self._idle.get_nowait()
-        except queue.Empty:
+            state = self._idle.pop()
+        except IndexError:  # every interpreter is busy in another thread
             state = self.new()
         try:
             yield state
         finally:
-            self._idle.put(state)
+            self._idle.append(state)
 
 
 class _Signature:

@@ -223,25 +223,28 @@ class Landmarker:
     def _cut(self, images, faces_per_image):
         """Crops of every face under the model's crop policy: ``(crops (N, H, W, 3) uint8, affines (N, 2, 3)
         image → crop, owners (image index per crop), boxes)``."""
-        crops, affines, owners, boxes = [], [], [], []
         w, h = self.input_size
-        for idx, (img, faces) in enumerate(zip(images, faces_per_image)):
-            ih, iw = img.shape[:2]
-            for box, fp in faces:
-                m = crop_affine(self.spec.crop, (w, h), box=box, five_points=fp, image_size=(iw, ih))
-                crops.append(geometry.warp_affine(img, m, (w, h)))
-                affines.append(m)
-                owners.append(idx)
-                boxes.append(np.asarray(box, dtype=np.float64))
-        stacked = np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)
-        return stacked, affines, owners, boxes
+        owners = [idx for idx, faces in enumerate(faces_per_image) for _ in faces]
+        boxes = [np.asarray(box, dtype=np.float64) for faces in faces_per_image for box, _ in faces]
+        if not owners:
+            return np.zeros((0, h, w, 3), np.uint8), np.zeros((0, 2, 3)), owners, boxes
+        if self.spec.crop.get("policy", "box") == "box":  # every face's affine in one vectorised step
+            affines = crop_affine(self.spec.crop, (w, h), box=np.stack(boxes))
+        else:
+            affines = np.stack([
+                crop_affine(self.spec.crop, (w, h), box=box, five_points=fp, image_size=images[idx].shape[1::-1])
+                for idx, faces in enumerate(faces_per_image) for box, fp in faces])
+        crops = np.empty((len(owners), h, w, 3), np.uint8)
+        for i, (idx, m) in enumerate(zip(owners, affines)):
+            crops[i] = geometry.warp_affine(images[idx], m, (w, h))
+        return crops, affines, owners, boxes
 
     def crops(self, images, *, boxes=None, five_points=None, detector="default"):
         """The network inputs ``predict`` would cut: uint8 ``(N, H, W, 3)`` crops of every face found, and their
         ``(N, 2, 3)`` image → crop affines (e.g. calibration data for an int8 export)."""
         imgs, faces = self._faces(images, boxes, five_points, detector, require_face=False)[:2]
         crops, affines = self._cut(imgs, faces)[:2]
-        return crops, (np.stack(affines) if affines else np.zeros((0, 2, 3)))
+        return crops, affines
 
     #: network outputs that are per-landmark maps (heatmap-based families, PIPNet), in order of preference
     _MAP_OUTPUTS = ("heatmaps", "scores")
@@ -278,7 +281,7 @@ class Landmarker:
         if not len(batch):
             return results
         out = self._run_flip(batch) if flip_test else self._run(batch)
-        inv = geometry.invert_affine(np.stack(affines))
+        inv = geometry.invert_affine(affines)
         pts = geometry.apply_affine(out["landmarks"].astype(np.float64), inv)
         cov = out.get("covariance")
         if cov is not None:
