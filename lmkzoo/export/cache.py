@@ -36,9 +36,18 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 _VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 already checked in this process
 
 
-def _sha256(path: Path) -> str:
-    from lmkzoo.hub import sha256_file
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file (here rather than from lmkzoo.hub, whose network modules cost a start-up 0.1-0.3 s)."""
+    import hashlib
 
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _VERIFIED:
@@ -105,7 +114,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
 def cached_export(spec, runtime: str, build: Callable[[Path], Path], *, timeout: float = 3600.0) -> Path:
     """The cached ``runtime`` form of ``spec``'s published weights; ``build(path)`` writes it when the cache has
     no intact copy (see the module docstring for the checks and the lock)."""
-    from lmkzoo.hub import _FileLock, sha256_file
+    from lmkzoo.hub import _FileLock
 
     path = cache_path(spec, runtime)
     if _valid(path):

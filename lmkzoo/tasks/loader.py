@@ -6,13 +6,19 @@ import os
 from pathlib import Path
 
 from lmkzoo.errors import ChecksumMismatchError, InvalidArgumentError, LmkzooError, WeightsUnavailableError
-from lmkzoo.hub import sha256_file
 from lmkzoo.registry import ModelSpec, default_model_name, get_spec
 from lmkzoo.tasks.landmarker import Landmarker
 
 __all__ = ["load", "build_network", "sha256_file", "packaged_weights_path", "spec_from_network"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def sha256_file(path) -> str:
+    """SHA-256 of a file (:func:`lmkzoo.hub.sha256_file`; the hub, and its network modules, load on first use)."""
+    from lmkzoo.hub import sha256_file as sha
+
+    return sha(path)
 
 
 def build_network(spec: ModelSpec, **overrides):
