@@ -9,6 +9,7 @@ the family has them, back to the image with the inverse crop transform.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import numpy as np
@@ -392,7 +393,15 @@ class Landmarker:
             return list(arg)
 
         bx, fps = per_image(boxes, "boxes"), per_image(five_points, "five_points")
-        faces = [self._faces_for_image(img, b, f, detector) for img, b, f in zip(imgs, bx, fps)]
+        jobs = list(zip(imgs, bx, fps))
+        detecting = detector is not None and any(b is None and f is None for _, b, f in jobs)
+        if detecting and len(jobs) > 1:  # the detector on a few images at once (thread-safe, LiteRT releases the GIL)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(len(jobs), os.cpu_count() or 1, 4)) as pool:
+                faces = list(pool.map(lambda job: self._faces_for_image(*job, detector), jobs))
+        else:
+            faces = [self._faces_for_image(img, b, f, detector) for img, b, f in jobs]
         if require_face:
             empty = [i for i, f in enumerate(faces) if not f]
             if empty:
