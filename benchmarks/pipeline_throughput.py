@@ -22,10 +22,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def _shared_lfw() -> Path | None:
-    for c in (os.environ.get("LMKZOO_SHARED_DATA"), ROOT.parent / "shared" / "data", "/work/shared/data"):
-        if c and (Path(c) / "lfw_faces" / "teacher68.csv").exists():
-            return Path(c) / "lfw_faces"
-    return None
+    from lmkzoo.testing.lfw import find_shared_data  # $LMKZOO_SHARED_DATA, else ../shared/data beside the checkout
+
+    shared = find_shared_data()
+    return shared / "lfw_faces" if shared else None
 
 
 def main(argv=None) -> dict:
@@ -53,7 +53,8 @@ def main(argv=None) -> dict:
     build_s = 0.0
     if not builder.is_prepared():
         if manual is None:
-            raise SystemExit("LFW data not found: pass --manual-dir shared/data/lfw_faces")
+            raise SystemExit("LFW data not found: pass --manual-dir PATH/lfw_faces, or set LMKZOO_SHARED_DATA to the "
+                             "shared data folder (or put it at ../shared/data beside the checkout)")
         t = time.perf_counter()
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
         build_s = time.perf_counter() - t

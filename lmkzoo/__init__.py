@@ -4,9 +4,13 @@
 >>> lmkzoo.list_models("pipnet*")            # zoo.yaml entries
 >>> lm = lmkzoo.load()                        # the embedded default model, offline
 >>> faces = lm.predict("photo.jpg")           # list[FaceLandmarks], points in image pixels
+>>> lmkzoo.train("pipnet_lite", data="landmark_folder/lfw_teacher68", out_dir="runs/lite")
+>>> report = lmkzoo.evaluate("runs/lite/final.keras", "wflw:test")
+>>> image = lmkzoo.read_image("photo.jpg")    # RGB uint8 (H, W, 3)
 
-Light modules (``schemes``, ``geometry``, ``metrics``, ``registry``, ``errors``) import without
-TensorFlow; ``load``, ``losses`` and the model code import Keras on first use.
+``import lmkzoo`` imports neither TensorFlow nor Keras: light modules (``schemes``, ``geometry``, ``registry``,
+``errors``) load with it, and the other names (``load``, ``train``, ``evaluate``, ``read_image``, ``metrics``,
+``losses``, ...) import their module, and Keras where they need it, on first use.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ _LAZY = {
     "load": ("lmkzoo.tasks.loader", "load"),
     "Landmarker": ("lmkzoo.tasks.landmarker", "Landmarker"),
     "FaceLandmarks": ("lmkzoo.tasks.landmarker", "FaceLandmarks"),
+    "train": ("lmkzoo.tasks.train", "train"),
+    "evaluate": ("lmkzoo.tasks.evaluate", "evaluate"),
+    "read_image": ("lmkzoo.image_io", "read_image"),
     "sample_image": ("lmkzoo.samples", "sample_image"),
 }
 

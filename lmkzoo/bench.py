@@ -232,7 +232,7 @@ def _calibration_crops(lm):
     base = crops if len(crops) else lm.crops(photo, detector=None)[0]
     rng = np.random.default_rng(0)
     out = []
-    for i in range(32):
+    for _i in range(32):
         c = base[0].astype(np.float32) * rng.uniform(0.7, 1.3) + rng.normal(0, 8, base[0].shape)
         m = cv2.getRotationMatrix2D((c.shape[1] / 2, c.shape[0] / 2), rng.uniform(-15, 15), rng.uniform(0.9, 1.1))
         out.append(np.clip(cv2.warpAffine(c, m, c.shape[1::-1]), 0, 255).astype(np.uint8))

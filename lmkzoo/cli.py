@@ -319,7 +319,8 @@ def _cmd_evaluate(args) -> int:
 
     report = evaluate(args.model, args.data, data_dir=args.data_dir, manual_dir=args.manual_dir, norm=args.norm,
                       cutoff=args.cutoff, subsets=args.subsets, flip_test=args.flip, batch_size=args.batch_size,
-                      out_dir=args.out, weights=args.weights, runtime=args.runtime, max_faces=args.max_faces)
+                      out_dir=args.out, weights=args.weights, runtime=args.runtime, max_faces=args.max_faces,
+                      boxes=args.boxes)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.markdown())
     if report.files:
         print(f"wrote {', '.join(report.files.values())}", file=sys.stderr)
@@ -561,6 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--flip", action="store_true", help="flip test (average with the mirrored crop)")
     sp.add_argument("--batch-size", type=int, default=32)
     sp.add_argument("--max-faces", type=int, help="only the first N faces")
+    sp.add_argument("--boxes", default="annotation", choices=["annotation", "detector"],
+                    help="face boxes: the reference points' tight box (the papers' protocol; default) or the built-in detector")
     sp.add_argument("--out", help="folder for report.json, report.md and ced.png")
     sp.add_argument("--json", action="store_true")
 

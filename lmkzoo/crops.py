@@ -16,7 +16,7 @@ by the training pipeline, and a test checks that both give the same affine. Poli
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -1,6 +1,6 @@
 """Coordinates, boxes and 2-D transforms: the one place that knows lmkzoo's pixel convention.
 
-Convention (DESIGN.md §1)
+Convention (docs/design.md §1)
 -------------------------
 Points are ``(x, y)`` in pixels of the image they belong to, with ``(0, 0)`` the top-left *corner* of the
 top-left pixel, so that pixel's centre is ``(0.5, 0.5)`` and an image of width ``W`` spans ``[0, W]``.
@@ -19,7 +19,7 @@ pixel.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -58,8 +58,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from lmkzoo.errors import ChecksumMismatchError, InvalidArgumentError, WeightsUnavailableError
 
@@ -360,7 +361,7 @@ def _open(url: str, offset: int, timeout: float):
         if isinstance(reason, (TimeoutError, socket.timeout)):
             raise _Transient(f"connection timed out after {timeout:g} s") from None
         raise _Transient(f"cannot connect ({reason})") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise _Transient(f"no response within {timeout:g} s") from None
     except (http.client.HTTPException, ConnectionError, OSError) as e:
         raise _Transient(f"connection failed ({type(e).__name__}: {e})") from None
@@ -407,7 +408,7 @@ def _transfer_http(url: str, part: Path, *, timeout: float, deadline: float, pro
                         raise _Deadline(f"still downloading at the time limit ({offset + received} bytes so far)")
                     try:
                         chunk = read(_CHUNK)
-                    except (TimeoutError, socket.timeout):
+                    except TimeoutError:
                         raise _Transient(f"read stalled for {timeout:g} s after {offset + received} bytes",
                                          progressed=received > 0) from None
                     except (http.client.HTTPException, ConnectionError, OSError) as e:

@@ -43,9 +43,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import fnmatch
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from lmkzoo.errors import InvalidArgumentError, UnknownModelError
 
@@ -162,7 +163,7 @@ class ModelSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "ModelSpec":
+    def from_dict(cls, d: Mapping) -> ModelSpec:
         """The inverse of :meth:`to_dict` (a spec stored in a ``.keras`` file or an export's metadata)."""
         d = dict(d)
         w = d.pop("weights", None)
@@ -376,7 +377,7 @@ def family_default_models(path=None) -> dict[str, str]:
     if default:
         d = aliases.get(default, default)
         out[specs[d].family] = d
-    for arch, full in aliases.items():
+    for full in aliases.values():
         out.setdefault(specs[full].family, full)
     return dict(sorted(out.items()))
 

@@ -6,15 +6,10 @@ import pytest
 
 
 def shared_data_dir() -> Path:
-    """The real-data folder: $LMKZOO_SHARED_DATA, else ../shared/data beside the checkout, else /work/shared/data."""
-    from lmkzoo.testing.lfw import find_shared_data
+    """The real-data folder: $LMKZOO_SHARED_DATA, else ../shared/data beside the checkout (an error says how to set it)."""
+    from lmkzoo.testing.lfw import require_shared_data
 
-    found = find_shared_data()
-    if found is None:
-        raise FileNotFoundError(
-            "the shared real-face data was not found; set LMKZOO_SHARED_DATA to the folder holding lfw_faces/ and faces68_dlib/"
-        )
-    return found
+    return require_shared_data()
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +23,20 @@ def lfw_tfds(shared_data, tmp_path_factory):
     from lmkzoo.testing.tiny import shared_tfds
 
     return shared_tfds("lfw_teacher68", shared_data / "lfw_faces", tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="session")
+def ibug_300w_tfds(shared_data, tmp_path_factory):
+    """300-W (shared/data/ibug_300w: 2,012 train faces, the 554 Common test faces) as a built TFDS dataset."""
+    import warnings
+
+    from datasets_tfds._common.testing import build
+    from datasets_tfds.ibug_300w.ibug_300w_dataset_builder import PartialDatasetWarning
+
+    data_dir = tmp_path_factory.mktemp("tfds300w")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        b = build("ibug_300w", data_dir, config="split1", manual_dir=shared_data / "ibug_300w")
+    b.root_data_dir = str(data_dir)
+    b.partial_warnings = [str(w.message) for w in caught if issubclass(w.category, PartialDatasetWarning)]
+    return b

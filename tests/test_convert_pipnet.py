@@ -1,4 +1,4 @@
-"""Official PIPNet checkpoints → lmkzoo: a PyTorch PIPNet-R18 written here (REFERENCE_FACTS §A1-A2 key names),
+"""Official PIPNet checkpoints → lmkzoo: a PyTorch PIPNet-R18 written here (docs/reference_facts.md §A1-A2 keys),
 its random state_dict converted, and raw outputs + decoded landmarks compared with PyTorch + a numpy §A6 decode."""
 
 import json
@@ -13,8 +13,9 @@ from lmkzoo.convert.pipnet_torch import convert_checkpoint
 from lmkzoo.errors import CheckpointMismatchError
 from lmkzoo.testing.torch_pipnet import random_pipnet as _random_pipnet
 
+
 def _numpy_decode(outs, nb_table, max_len, num_nb, grid):
-    """REFERENCE_FACTS §A6 in numpy, one image: argmax over h*W + w, own + neighbour votes, merge."""
+    """docs/reference_facts.md §A6 in numpy, one image: argmax over h*W + w, own + neighbour votes, merge."""
     cls, ox, oy, nbx, nby = [o[0].reshape(o.shape[1], -1) for o in outs]
     k = cls.shape[0]
     idx = cls.argmax(1)

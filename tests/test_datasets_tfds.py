@@ -131,7 +131,7 @@ def test_truncated_video_fails_during_generation_without_leftovers(tmp_path):
 
 def test_undecodable_300vw_frames_are_skipped_with_a_warning_by_default(tmp_path, caplog):
     """The same truncated video with the default configs: frame 7 of video 203 cannot be decoded, so it is
-    skipped and listed in a warning, and everything else builds (REFERENCE_FACTS §F: 300VW has broken frames)."""
+    skipped and listed in a warning, and everything else builds (docs/reference_facts.md §F: 300VW's broken frames)."""
     manual = _copy("ibug_300vw", tmp_path)
     annot = manual / "300VW_Dataset_2015_12_14" / "203" / "annot"
     for n in (7, 8):  # annotated frames 7 and 8 of a 6-frame video

@@ -5,8 +5,15 @@ import csv
 import numpy as np
 import pytest
 
-from lmkzoo.detection import (BLAZEFACE_CALIBRATION, BlazeFaceDetector, Detections, HaarFaceDetector, default_detector,
-                              ssd_anchors, weighted_nms)
+from lmkzoo.detection import (
+    BLAZEFACE_CALIBRATION,
+    BlazeFaceDetector,
+    Detections,
+    HaarFaceDetector,
+    default_detector,
+    ssd_anchors,
+    weighted_nms,
+)
 from lmkzoo.errors import InvalidArgumentError
 from lmkzoo.geometry import from_pts_convention
 from lmkzoo.image_io import read_image

@@ -1,7 +1,7 @@
 """Exports of every family's default model (parametrised over the zoo registry): TFLite fp32 / fp16 / int8 and
 ONNX against Keras on real face crops, metadata, ``lmkzoo.load(file)``, and the LiteRT GPU accelerator.
 
-Tolerances (DESIGN.md §4 and the export issue): decoded points within 1e-3 of the crop size for TFLite fp32,
+Tolerances (docs/design.md §4 and the export issue): decoded points within 1e-3 of the crop size for TFLite fp32,
 ONNX and the GPU (fp32 mode), within 5e-3 for fp16 weights; int8 is reported (its NME against fp32 on the
 dlib faces is in test_default_model.py). A randomly initialised network's score maps are flat noise whose
 argmax flips under any weight rounding (measured: up to half the crop), so the fp16 tolerance is asserted on

@@ -74,7 +74,7 @@ def test_known_backbones():
     MobileNetV2-1.0 0.30 GMACs."""
     r18 = count_macs(ResNetBackbone(18, input_shape=(224, 224, 3)))
     assert r18.gmacs == pytest.approx(1.814, abs=0.005)
-    assert r18.trainable_params == 11_176_512  # REFERENCE_FACTS §A2 (backbone without fc)
+    assert r18.trainable_params == 11_176_512  # docs/reference_facts.md §A2 (backbone without fc)
     mnv2 = count_macs(MobileNetV2Backbone(1.0, input_shape=(224, 224, 3)))
     assert mnv2.gmacs == pytest.approx(0.2995, abs=0.003)
 

@@ -15,8 +15,15 @@ from lmkzoo.codecs import RegressionCodec
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
 from lmkzoo.losses import L1, SmoothWing, Wing
 from lmkzoo.losses.coordinate_loss import CoordinateLoss
-from lmkzoo.models.lotr import (CNNFFNNetwork, LearnedEmbedding, LOTRNetwork, PositionalMultiHeadAttention,
-                                TransformerDecoderLayer, TransformerEncoderLayer, lotr_backbone_args)
+from lmkzoo.models.lotr import (
+    CNNFFNNetwork,
+    LearnedEmbedding,
+    LOTRNetwork,
+    PositionalMultiHeadAttention,
+    TransformerDecoderLayer,
+    TransformerEncoderLayer,
+    lotr_backbone_args,
+)
 from lmkzoo.models.lotr.transformer import PositionalEncoding2D
 from lmkzoo.registry import get_spec
 from lmkzoo.tasks.families import get_family

@@ -146,3 +146,25 @@ def test_point_errors():
     pred[3] += [3, 4]
     pe = metrics.point_errors(pred, gt)
     assert pe.shape == (68,) and pe[3] == 5 and pe.sum() == 5
+
+
+def test_ellipse_coverage_and_covariance_scale_on_sampled_gaussians():
+    from lmkzoo.metrics.uncertainty import GAUSSIAN_COVERAGE, ellipse_coverage, fit_covariance_scale
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 68, 2, 2))
+    cov = a @ np.swapaxes(a, -1, -2) + 0.1 * np.eye(2)
+    pred = (np.linalg.cholesky(cov) @ rng.normal(size=(300, 68, 2, 1)))[..., 0]
+    gt = np.zeros_like(pred)
+    cover = ellipse_coverage(pred, gt, cov)
+    assert abs(cover["coverage_1sigma"] - GAUSSIAN_COVERAGE[1]) < 0.01 and abs(cover["coverage_2sigma"] - 0.865) < 0.01
+    # over-confident ellipses (a third of the true covariance) are found out and the scale undoes it
+    assert ellipse_coverage(pred, gt, cov / 3)["coverage_2sigma"] < 0.6
+    s = fit_covariance_scale(pred, gt, cov / 3)
+    assert abs(s - 3.0) < 0.15
+    assert abs(ellipse_coverage(pred, gt, s * cov / 3)["coverage_2sigma"] - 0.865) < 0.005
+    vis = np.ones(pred.shape[:2], bool)
+    vis[:, 0] = False
+    assert ellipse_coverage(pred, gt, cov, visible=vis)["num_points"] == 300 * 67
+    with pytest.raises(InvalidArgumentError, match="positive-definite"):
+        ellipse_coverage(pred, gt, np.zeros_like(cov))

@@ -12,7 +12,7 @@ from lmkzoo.losses import PIPLoss
 from lmkzoo.models.backbones import ResNetBackbone
 from lmkzoo.models.pipnet import PIPNet
 
-# REFERENCE_FACTS §A5: derived from PIPNet's meanface files with C = 10
+# docs/reference_facts.md §A5: derived from PIPNet's meanface files with C = 10
 FACTS = {
     "pipnet_wflw": (98, 17, 3, [1, 2, 33, 3, 60, 41, 4, 34, 61, 67]),
     "pipnet_300w": (68, 22, 4, [17, 1, 36, 18, 41, 37, 2, 19, 40, 38]),
@@ -160,7 +160,7 @@ def test_pip_loss_zero_for_perfect_outputs_and_hand_value():
 def test_parameter_counts_match_reference():
     lm = lmkzoo.load("pipnet_r18", weights=None)
     trainable = sum(int(np.prod(w.shape)) for w in lm.network.trainable_weights)
-    assert trainable == 12_332_814  # REFERENCE_FACTS §A2, 98 points, C = 10
+    assert trainable == 12_332_814  # docs/reference_facts.md §A2, 98 points, C = 10
     spec68 = lmkzoo.get_spec("pipnet_r18.300w")
     from lmkzoo.tasks.loader import build_network
 

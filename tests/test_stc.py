@@ -121,7 +121,7 @@ def _batch(net, task, n=2, seed=0):
     return x, net.codec.encode(pts, task=np.asarray(task if np.ndim(task) else [task] * n, np.int32))
 
 
-ACTIVE = {  # outputs and head kernels a batch of each type trains (REFERENCE_FACTS §A9)
+ACTIVE = {  # outputs and head kernels a batch of each type trains (docs/reference_facts.md §A9)
     "std": {"scores", "offset_x", "offset_y", "neighbor_x", "neighbor_y"},
     "cls1": {"scores"},
     "cls2": {"scores_pool1"},
@@ -143,7 +143,7 @@ def test_loss_masks_each_term_by_sample_type(stc_net, kind):
     probe = phase_gradients(net, loss, x, t)
     for name, g in probe["outputs"].items():
         assert (g > 0) == (name in ACTIVE[kind]), (kind, name, g)
-    for out, layer in KERNELS.items():
+    for layer in KERNELS.values():
         assert (probe["kernels"][layer] > 0) == (kind == "std"), (kind, layer)
     assert probe["kernels"]["cls_layer"] > 0  # the shared classifier learns in every phase
     # the value depends only on the active maps: scrambling every other output changes nothing

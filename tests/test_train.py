@@ -145,7 +145,7 @@ print(json.dumps({"loss": hist["loss"]}))
         procs.append(subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True, env=env))
     outs = [p.communicate(timeout=900) for p in procs]
-    for p, (o, e) in zip(procs, outs):
+    for p, (_o, e) in zip(procs, outs):
         assert p.returncode == 0, e[-3000:]
     w0 = np.load(tmp_path / "w0" / "weights.npz")
     w1 = np.load(tmp_path / "w1" / "weights.npz")

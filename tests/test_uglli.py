@@ -144,7 +144,7 @@ def _random_outputs(rng, b=4, s=3, k=6, h=16, w=16, direct=False):
 
 def test_gll_equals_numpy_reference_on_random_inputs():
     rng = np.random.default_rng(0)
-    for trial in range(5):
+    for _trial in range(5):
         out, tgt = _random_outputs(rng)
         b, s, k = out["stack_cholesky"].shape[:3]
         mu = np_spatial_mean(out["stack_heatmaps"]).reshape(b, s, k, 2)
@@ -296,7 +296,7 @@ def test_serving_graph_converts_to_gpu_friendly_tflite():
         net = UGLLI(UGLLICodec(5, (32, 32), mean_estimator=estimator), num_stacks=2, channels=8, growth_rate=4,
                     neck_size=2, num_blocks=2)
         serving = build_serving_model(net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-        fn = tf.function(lambda x: serving(x), input_signature=[tf.TensorSpec([1, 32, 32, 3], tf.uint8)])
+        fn = tf.function(lambda x: serving(x), input_signature=[tf.TensorSpec([1, 32, 32, 3], tf.uint8)])  # noqa: B023
         flat = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()]).convert()
         interp = Interpreter(model_content=flat)
         ops_ = interp._get_ops_details()

@@ -99,7 +99,7 @@ def test_data_show_renders_flipped_points_on_the_face(tmp_path, capsys):
         # (blue) points after it, because the patch moved to the image-right side and the right-eye points with it
         red = np.argwhere(np.all(np.abs(tile.astype(int) - SIDE_COLORS[-1]) < 40, -1))
         blue = np.argwhere(np.all(np.abs(tile.astype(int) - SIDE_COLORS[1]) < 40, -1))
-        near = lambda px: int((np.hypot(px[:, 0] - cy, px[:, 1] - cx) < 8).sum())  # noqa: E731
+        near = lambda px: int((np.hypot(px[:, 0] - cy, px[:, 1] - cx) < 8).sum())  # noqa: E731, B023
         if name == "plain":
             assert cx < 64 and near(red) >= 6 and near(blue) == 0
         else:

@@ -6,7 +6,9 @@ the detector box side) are the calibration. Also reports each detector's recall 
 faces68_dlib (a face counts as found when a detection's centre lies inside its tight landmark box and the box
 sizes agree within 2x), and its false detections on faces68_dlib (every face there is annotated).
 
-    python tools/calibrate_detector.py /work/shared/data [haar blazeface_full blazeface_short]
+    python tools/calibrate_detector.py [SHARED_DATA [haar blazeface_full blazeface_short]]
+
+SHARED_DATA defaults to $LMKZOO_SHARED_DATA, else ../shared/data beside the checkout.
 """
 
 import csv
@@ -19,6 +21,7 @@ import numpy as np
 from lmkzoo.detection import BlazeFaceDetector, HaarFaceDetector
 from lmkzoo.geometry import from_pts_convention
 from lmkzoo.image_io import read_image
+from lmkzoo.testing.lfw import require_shared_data
 
 
 def match(raw, tight):
@@ -68,7 +71,7 @@ def main(shared, names=("haar", "blazeface_full", "blazeface_short")):
                                (tight[2] - tight[0]) / s, (tight[3] - tight[1]) / s])
         r = np.median(np.asarray(ratios), axis=0)
         print(f"{name}: LFW recall {found}/{total} = {found / total:.3f}, {1000 * seconds / total:.2f} ms per 250x250 image")
-        print("  calibration = {'dx': %.4f, 'dy': %.4f, 'sw': %.4f, 'sh': %.4f}" % tuple(r))
+        print(f"  calibration = {{'dx': {r[0]:.4f}, 'dy': {r[1]:.4f}, 'sw': {r[2]:.4f}, 'sh': {r[3]:.4f}}}")
         print("  spread (IQR):", np.round(np.percentile(ratios, 75, axis=0) - np.percentile(ratios, 25, axis=0), 4))
         # recall on the in-the-wild dlib faces
         dl = shared / "faces68_dlib"
@@ -91,4 +94,5 @@ def main(shared, names=("haar", "blazeface_full", "blazeface_short")):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data", tuple(sys.argv[2:]) or ("haar", "blazeface_full", "blazeface_short"))
+    main(sys.argv[1] if len(sys.argv) > 1 else require_shared_data(),
+         tuple(sys.argv[2:]) or ("haar", "blazeface_full", "blazeface_short"))

@@ -21,6 +21,7 @@ import lmkzoo
 from lmkzoo import metrics
 from lmkzoo.geometry import from_pts_convention
 from lmkzoo.image_io import read_image
+from lmkzoo.testing.lfw import require_shared_data
 
 
 def load_faces(folder):
@@ -38,7 +39,7 @@ def evaluate(lm, faces, flip_test=False):
     res = {}
     # oracle boxes
     preds, gts = [], []
-    for name, (img, pts) in faces.items():
+    for _name, (img, pts) in faces.items():
         boxes = [np.concatenate([p.min(0), p.max(0)]) for p in pts]
         out = lm.predict(img, boxes=boxes, flip_test=flip_test)
         preds += [o.points for o in out]
@@ -49,7 +50,7 @@ def evaluate(lm, faces, flip_test=False):
     # detector path
     preds, gts, missed = [], [], 0
     t0 = time.perf_counter()
-    for name, (img, pts) in faces.items():
+    for _name, (img, pts) in faces.items():
         out = lm.predict(img, flip_test=flip_test)
         for p in pts:
             lo, hi = p.min(0), p.max(0)
@@ -71,11 +72,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
     ap.add_argument("--weights", default="pretrained")
-    ap.add_argument("--data", default="/work/shared/data/faces68_dlib")
+    ap.add_argument("--data", default=None,
+                    help="the faces68_dlib folder (default: faces68_dlib/ in the shared data folder, see LMKZOO_SHARED_DATA)")
     ap.add_argument("--flip", action="store_true")
     args = ap.parse_args()
     lm = lmkzoo.load(args.model) if args.model.endswith(".keras") else lmkzoo.load(args.model, weights=args.weights)
-    print(json.dumps(evaluate(lm, load_faces(args.data), args.flip), indent=2))
+    print(json.dumps(evaluate(lm, load_faces(args.data or require_shared_data() / "faces68_dlib"), args.flip), indent=2))
 
 
 if __name__ == "__main__":

@@ -58,8 +58,6 @@ def _fmt(v: float) -> str:
 
 # ------------------------------------------------------------------------------------------------- 300-W
 def make_ibug_300w(out: Path):
-    import scipy.io
-
     sets = [("afw", "1051618982_1.jpg", "afw"), ("helen/trainset", "100032540_1.jpg", "helen_trainset"),
             ("helen/testset", "2968560214_1.jpg", "helen_testset"), ("lfpw/trainset", "image_0001.png", "lfpw_trainset"),
             ("lfpw/testset", "image_0002.png", "lfpw_testset"), ("ibug", "image_003_1.jpg", "ibug"),
@@ -174,8 +172,6 @@ def _cofw_faces(n, seed0, grey_first, with68=False):
 
 
 def make_cofw(out: Path):
-    import scipy.io
-
     for split, (iv, pv, bv), n, seed in (("train", ("IsTr", "phisTr", "bboxesTr"), 2, 300),
                                          ("test", ("IsT", "phisT", "bboxesT"), 2, 310)):
         cell, phis, boxes, p68 = _cofw_faces(n, seed, grey_first=True, with68=split == "test")
@@ -194,8 +190,6 @@ def make_cofw(out: Path):
 
 def make_cofw_mat_v5(out: Path):
     """The same layout in older MAT files (scipy, v5) under the grey release's names."""
-    import scipy.io
-
     for split, (iv, pv, bv), n, seed in (("train", ("IsTr", "phisTr", "bboxesTr"), 2, 300),
                                          ("test", ("IsT", "phisT", "bboxesT"), 1, 330)):
         cell, phis, boxes, _ = _cofw_faces(n, seed, grey_first=False)
@@ -204,8 +198,6 @@ def make_cofw_mat_v5(out: Path):
 
 # ------------------------------------------------------------------------------------------------- AFLW-19
 def make_aflw19(out: Path):
-    import scipy.io
-
     names = ["0/image00002.jpg", "2/image00004.jpg", "3/image00006.jpg", "3/image00010.jpg", "0/image00013.jpg"]
     data, boxes, masks = [], [], []
     for i, rel in enumerate(names):

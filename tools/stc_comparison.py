@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
 import sys
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmkzoo.testing.lfw import examples, face_image_folder, load_faces, row_points, teacher_rows
+from lmkzoo.testing.lfw import examples, face_image_folder, load_faces, require_shared_data, row_points, teacher_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -121,7 +120,8 @@ def pseudo_label_nme(folder: Path, unl_rows) -> float:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/stc_comparison")
-    ap.add_argument("--shared", default=os.environ.get("LMKZOO_SHARED_DATA", "/work/shared/data"))
+    ap.add_argument("--shared", default=None,
+                    help="shared data folder (default: $LMKZOO_SHARED_DATA, else ../shared/data beside the checkout)")
     ap.add_argument("--labeled", type=int, default=384, help="labelled LFW faces")
     ap.add_argument("--unlabeled", type=int, default=384, help="unlabelled LFW faces (other people)")
     ap.add_argument("--val", type=int, default=128, help="held-out LFW faces (other people) for in-domain NME")
@@ -139,13 +139,13 @@ def main(argv=None):
 
     from eval_faces68_dlib import load_faces
 
-    from lmkzoo.testing.tiny import tiny_spec
     from lmkzoo.tasks.stc import train_self_training
+    from lmkzoo.testing.tiny import tiny_spec
 
     t_start = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    shared = Path(args.shared)
+    shared = Path(args.shared) if args.shared else require_shared_data()
     lab_rows, unl_rows, val_rows = split_people(teacher_rows(shared), args.labeled, args.unlabeled, args.val, args.seed)
     print(f"labelled {len(lab_rows)} faces / {len({r[0].split('/')[0] for r in lab_rows})} people, unlabelled "
           f"{len(unl_rows)} / {len({r[0].split('/')[0] for r in unl_rows})}, validation {len(val_rows)}", flush=True)

@@ -115,7 +115,7 @@ def read_dlib_xml(path, num_points: int | None = None):
         faces = []
         for box in img.findall("box"):
             try:
-                l, t = float(box.get("left")), float(box.get("top"))
+                left, t = float(box.get("left")), float(box.get("top"))
                 w, h = float(box.get("width")), float(box.get("height"))
             except (TypeError, ValueError):
                 raise DatasetFormatError(f"bad <box> attributes in image {file!r}: {box.attrib}", path=path) from None
@@ -123,7 +123,7 @@ def read_dlib_xml(path, num_points: int | None = None):
             pts = None
             if parts:
                 try:
-                    named = sorted(((int(p.get("name")), float(p.get("x")), float(p.get("y"))) for p in parts))
+                    named = sorted((int(p.get("name")), float(p.get("x")), float(p.get("y"))) for p in parts)
                 except (TypeError, ValueError):
                     raise DatasetFormatError(f"bad <part> in image {file!r}", path=path) from None
                 if num_points is not None and len(named) != num_points:
@@ -131,7 +131,7 @@ def read_dlib_xml(path, num_points: int | None = None):
                 if [n for n, _, _ in named] != list(range(len(named))):
                     raise DatasetFormatError(f"image {file!r}: part names must be 0..K-1", path=path)
                 pts = np.array([[x + 0.5, y + 0.5] for _, x, y in named], dtype=np.float32)
-            faces.append((np.array([l, t, l + w, t + h], dtype=np.float32), pts))
+            faces.append((np.array([left, t, left + w, t + h], dtype=np.float32), pts))
         out.append((file, faces))
     return out
 
@@ -173,7 +173,7 @@ def read_points_csv(path, num_points: int, *, convention: str = "corner"):
             if not np.all(np.isfinite(pts)):
                 raise DatasetFormatError("non-finite coordinate", path=path, line=ln)
             vis = np.ones(num_points, bool)
-            if f"visible0" in r:
+            if "visible0" in r:
                 vis = np.array([r[f"visible{i}"].strip() not in ("0", "false", "False") for i in range(num_points)])
             box = None
             if has_box and r["box_x0"].strip():

@@ -5,7 +5,7 @@ frame numbers). A config keeps every Nth frame (frames 1, 1 + N, 1 + 2N, ...). S
 training videos) and ``test_category1/2/3`` (31 / 19 / 14 videos: well lit, unconstrained lighting,
 completely unconstrained), with the official category lists.
 
-Broken frames: the real videos have known broken frames (REFERENCE_FACTS §F; mmpose's 300vw2coco.py keeps a
+Broken frames: the real videos have known broken frames (docs/reference_facts.md §F; mmpose's 300vw2coco.py keeps a
 per-video list and skips them, and skips frames it could not extract). By default an annotated frame that OpenCV
 cannot decode (a video that ends early, a frame that does not decode) is skipped and listed in one logged
 warning per video; ``skip_undecodable_frames=False`` restores the strict behaviour (the build stops with a

@@ -137,7 +137,8 @@ class HeatmapCodec(LandmarkCodec):
         import tensorflow as tf
 
         p = tf.convert_to_tensor(landmarks, tf.float32)
-        if p.shape.rank is not None and (p.shape.rank < 2 or p.shape[-1] != 2 or (p.shape[-2] is not None and p.shape[-2] != self.num_points)):
+        if p.shape.rank is not None and (p.shape.rank < 2 or p.shape[-1] != 2
+                                         or (p.shape[-2] is not None and p.shape[-2] != self.num_points)):
             raise ShapeMismatchError(f"landmarks must be (..., {self.num_points}, 2); got {p.shape}")
         wh, hh = self.heatmap_size
         mu = p / float(self.stride) - 0.5

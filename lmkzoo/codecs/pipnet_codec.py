@@ -1,6 +1,6 @@
 """PIPNet codec (Jin et al. 2021): grid scores + in-cell offsets + neighbour offsets, and the neighbour merge.
 
-Facts followed exactly (REFERENCE_FACTS §A5-A7, jhb86253817/PIPNet):
+Facts followed exactly (docs/reference_facts.md §A5-A7, jhb86253817/PIPNet):
 
 * Normalised coordinates ``t = p / input_size`` (per axis). Cell ``mu = clip(floor(t * G), 0, G - 1)`` on the
   ``G = input / net_stride`` grid; offset targets ``t * G - mu`` (grid-cell units); neighbour targets

@@ -3,8 +3,8 @@
 Pixel convention (exact)
 ------------------------
 The heatmaps are the crop at ``1 / stride`` resolution (stride 4: 64x64 for a 256x256 crop). Under lmkzoo's
-corner convention (DESIGN.md §1) a crop point ``p`` sits at ``p / stride`` on the heatmap, also in corner
-units; the spatial mean runs over the heatmap's pixel *indices* ``x = 0 .. Wh - 1`` (REFERENCE_FACTS §B:
+corner convention (docs/design.md §1) a crop point ``p`` sits at ``p / stride`` on the heatmap, also in corner
+units; the spatial mean runs over the heatmap's pixel *indices* ``x = 0 .. Wh - 1`` (docs/reference_facts.md §B:
 no ``+0.5`` in the grid), and index ``i`` is the centre of heatmap pixel ``i``, i.e. corner coordinate
 ``i + 0.5``. So
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmkzoo.errors import InvalidArgumentError, CheckpointMismatchError
+from lmkzoo.errors import CheckpointMismatchError, InvalidArgumentError
 
 __all__ = ["read_mobilenet_v2_tflite", "load_imagenet_mobilenet_v2", "imagenet_classifier", "KNOWN_SHA256",
            "BACKBONE_CONVS", "BACKBONE_DEPTHWISE"]
@@ -153,7 +153,7 @@ def load_imagenet_mobilenet_v2(backbone, path, *, mean=(0.485, 0.456, 0.406), st
     k0f = (k0 * a.reshape(1, 1, 3, 1)).astype(np.float32)
     b0f = (b0 + np.einsum("hwio,i->o", k0.astype(np.float64), c)).astype(np.float32)
     convs = [(kind, k0f, b0f)] + convs[1:]
-    for i, ((conv, bn), (kind, kernel, _)) in enumerate(zip(pairs, convs)):
+    for i, ((conv, _bn), (kind, kernel, _)) in enumerate(zip(pairs, convs)):
         want = tuple(conv.kernel.shape)
         is_dw = isinstance(conv, keras.layers.DepthwiseConv2D)
         if (kind == "depthwise") != is_dw or tuple(kernel.shape) != want:
@@ -167,13 +167,13 @@ def load_imagenet_mobilenet_v2(backbone, path, *, mean=(0.485, 0.456, 0.406), st
         if x.ndim != 4 or x.shape[-1] != 3:
             raise InvalidArgumentError(f"calibration_images must be (N, H, W, 3); got shape {x.shape}")
         # with identity BatchNorms the backbone computes the ImageNet network: read every conv's output on x
-        for (conv, bn), (_, _, b) in zip(pairs, convs):
+        for (_conv, bn), (_, _, b) in zip(pairs, convs):
             _set_bn(bn, np.zeros_like(b), np.ones_like(b), b)
         probe = keras.Model(backbone.inputs, [conv.output for conv, _ in pairs])
         outs = probe.predict(x, batch_size=8, verbose=0)
         mu = [o.mean(axis=(0, 1, 2)) for o in outs]
         sigma = [np.maximum(o.std(axis=(0, 1, 2)), 1e-3) for o in outs]
-    for (conv, bn), (_, _, b), m, s in zip(pairs, convs, mu, sigma):
+    for (_conv, bn), (_, _, b), m, s in zip(pairs, convs, mu, sigma):
         _set_bn(bn, m, s, b)
     return {"sha256": src["sha256"], "layers": len(pairs), "calibrated": calibration_images is not None}
 

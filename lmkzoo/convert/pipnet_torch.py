@@ -1,6 +1,6 @@
 """Convert an official PIPNet PyTorch checkpoint (a plain ``state_dict``) into lmkzoo's weights format.
 
-Facts (REFERENCE_FACTS §A1-A3): keys ``conv1``, ``bn1``, ``layer{1..4}.{b}.conv{1,2[,3]}``/``bn*``/
+Facts (docs/reference_facts.md §A1-A3): keys ``conv1``, ``bn1``, ``layer{1..4}.{b}.conv{1,2[,3]}``/``bn*``/
 ``downsample.{0,1}`` (ResNet), ``features.N...`` (MobileNetV2), optional ``layer5``/``bn5``/``layer6``/``bn6``
 (stride 64/128) or ``deconv1``/``bn_deconv1`` (stride 16), and the heads ``cls_layer``, ``x_layer``,
 ``y_layer``, ``nb_x_layer``, ``nb_y_layer``. Kernels are transposed (torch ``[out, in, kh, kw]`` → Keras

@@ -13,7 +13,7 @@ family codec's ``encode``); ``training=False`` is deterministic (no augmentation
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf

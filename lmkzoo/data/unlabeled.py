@@ -9,7 +9,7 @@ bare image tensors is treated as ``{"image": ...}``. All coordinates are in lmkz
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import tensorflow as tf
 

@@ -2,7 +2,7 @@
 
 TensorFlow's compatibility analyzer and the converter's GPU target spec accept ops that GPUs reject, so
 lmkzoo checks on a real accelerator instead: LiteRT's WebGPU accelerator (``ai-edge-litert``), which on a
-machine without a GPU runs on Mesa's software Vulkan driver (lavapipe, Mesa >= 25; shared LITERT_GPU.md).
+machine without a GPU runs on Mesa's software Vulkan driver (lavapipe, Mesa >= 25; docs/litert_gpu.md).
 
 * Compiling with ``HardwareAccelerator.GPU`` and no CPU fails when any op would fall back to the CPU; the
   accelerator then names the ops on stderr (fd 2, below Python's logging). :func:`check_gpu` captures that
@@ -207,7 +207,8 @@ def check_gpu(path, *, inputs: dict | None = None, enforce_f32: bool = True, tim
         r = json.loads(report_file.read_text())
         if r.get("no_adapter"):
             raise RuntimeError("LiteRT's GPU accelerator found no Vulkan adapter: install Mesa >= 25 (lavapipe; "
-                               "Debian bookworm-backports' mesa-vulkan-drivers), see LITERT_GPU.md\n" + r["log"][-1500:])
+                               "Debian bookworm-backports' mesa-vulkan-drivers), see lmkzoo's docs/litert_gpu.md\n"
+                               + r["log"][-1500:])
         report = GpuReport(str(path), r["fully_accelerated"], [tuple(u) for u in r["unsupported"]], r["gpu_ops"],
                            r["cpu_ops"], r["adapter"], r["log"], seconds=seconds)
         if inputs is not None and report.fully_accelerated:

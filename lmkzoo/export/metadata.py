@@ -9,8 +9,9 @@ rebuilds the :class:`~lmkzoo.registry.ModelSpec`, so a user of the file needs no
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

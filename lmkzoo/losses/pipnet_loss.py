@@ -1,4 +1,4 @@
-"""PIPNet's loss (paper Eq. 1-6; REFERENCE_FACTS §A7)."""
+"""PIPNet's loss (paper Eq. 1-6; docs/reference_facts.md §A7)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ class PIPLoss(StructuredLoss):
     with ``reg_weight=None`` the weight follows the paper's α for ``net_stride`` (``10 · α``).
 
     ``y_true`` is the codec's target dict (``cell``, ``offsets``, ``neighbor_offsets``, ``visible``);
-    invisible landmarks contribute to no term (a neighbour vote counts only when both ends are visible). Returns the per-example loss ``(B,)``.
+    invisible landmarks contribute to no term (a neighbour vote counts only when both ends are visible). Returns the
+    per-example loss ``(B,)``.
     """
 
     def __init__(self, cls_weight: float = 10.0, reg_weight: float | None = None, net_stride: int = 32,

@@ -1,4 +1,4 @@
-"""PIPNet's self-training-with-curriculum loss (paper §3.3; REFERENCE_FACTS §A9, lib/functions_gssl.py).
+"""PIPNet's self-training-with-curriculum loss (paper §3.3; docs/reference_facts.md §A9, lib/functions_gssl.py).
 
 Every example carries a sample type (the codec target ``task``): 0 = ``std``, 1 = ``cls1``, 2 = ``cls2``,
 3 = ``cls3``. Each loss term is masked by the type:

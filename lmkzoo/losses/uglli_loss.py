@@ -1,4 +1,4 @@
-"""UGLLI's Gaussian log-likelihood loss (paper §3.2, Eq. 3; REFERENCE_FACTS §B, merlresearch/LUVLi loss/gaussian_loss.py)."""
+"""UGLLI's Gaussian log-likelihood loss (paper §3.2, Eq. 3; docs/reference_facts.md §B; LUVLi's gaussian_loss.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def gaussian_nll(means, cholesky, targets, epsilon: float = 1e-5):
     the official code. ``means``, ``targets`` ``(..., 2)``; ``cholesky`` ``(..., 3)``; returns ``(...)``.
 
     The ½ in front of both terms follows the official LUVLi code (merlresearch/LUVLi loss/gaussian_loss.py,
-    REFERENCE_FACTS §B), which is the true negative log-density of a 2-D Gaussian up to ``log 2π``. The paper's
+    docs/reference_facts.md §B), the true negative log-density of a 2-D Gaussian up to ``log 2π``. The paper's
     Eq. 2 as printed, ``L_ij = log|Σ_ij| + (p_j − μ_ij)ᵀ Σ_ij⁻¹ (p_j − μ_ij)``, has no ½: it is exactly twice this
     value (apart from the ε guards), so it has the same minimiser and ratio of terms, but its gradients are
     twice ours; the paper's learning rates (1e-4, 2e-5) were tuned on the official code, i.e. on this form.

@@ -16,7 +16,11 @@ import numpy as np
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
 from lmkzoo.metrics.nme import _check_points, _check_visible, normalizing_distance
 
-__all__ = ["scalar_uncertainty", "pearson", "UncertaintyCorrelation", "uncertainty_error_correlation"]
+__all__ = ["scalar_uncertainty", "pearson", "UncertaintyCorrelation", "uncertainty_error_correlation",
+           "mahalanobis_squared", "ellipse_coverage", "fit_covariance_scale", "GAUSSIAN_COVERAGE"]
+
+#: fraction of a 2-D Gaussian inside its k-sigma ellipse: 1 - exp(-k^2 / 2)
+GAUSSIAN_COVERAGE = {1: float(1 - np.exp(-0.5)), 2: float(1 - np.exp(-2.0))}
 
 
 def scalar_uncertainty(covariance) -> np.ndarray:
@@ -95,3 +99,40 @@ def uncertainty_error_correlation(pred, gt, covariance, *, scheme=None, norm="in
         per_image=pearson(img_err[keep_img], img_unc[keep_img]),
         errors=err, uncertainties=unc, image_errors=img_err, image_uncertainties=img_unc,
     )
+
+
+def mahalanobis_squared(pred, gt, covariance, visible=None) -> np.ndarray:
+    """``(gt - pred)^T Σ^-1 (gt - pred)`` per point ``(N, K)``; NaN where a point is invisible or Σ is singular."""
+    pred, gt, _ = _check_points(pred, gt)
+    cov = np.asarray(covariance, dtype=np.float64)
+    if cov.shape != pred.shape[:-1] + (2, 2):
+        raise ShapeMismatchError(f"covariance must have shape {pred.shape[:-1] + (2, 2)}; got {cov.shape}")
+    vis = _check_visible(visible, pred.shape)
+    d = gt - pred
+    det = cov[..., 0, 0] * cov[..., 1, 1] - cov[..., 0, 1] * cov[..., 1, 0]
+    with np.errstate(all="ignore"):
+        q = (d[..., 0] ** 2 * cov[..., 1, 1] - d[..., 0] * d[..., 1] * (cov[..., 0, 1] + cov[..., 1, 0])
+             + d[..., 1] ** 2 * cov[..., 0, 0]) / det
+    return np.where(vis & (det > 0) & np.isfinite(q), q, np.nan)
+
+
+def ellipse_coverage(pred, gt, covariance, visible=None) -> dict:
+    """Calibration of predicted covariances: the fraction of reference points inside the predicted 1-sigma and
+    2-sigma ellipses (a calibrated 2-D Gaussian holds :data:`GAUSSIAN_COVERAGE`: 39.3 % and 86.5 %)."""
+    q = mahalanobis_squared(pred, gt, covariance, visible)
+    q = q[np.isfinite(q)]
+    if not q.size:
+        raise InvalidArgumentError("no visible point with a positive-definite covariance")
+    return {"coverage_1sigma": float(np.mean(q <= 1.0)), "coverage_2sigma": float(np.mean(q <= 4.0)),
+            "num_points": int(q.size)}
+
+
+def fit_covariance_scale(pred, gt, covariance, visible=None, *, sigma: int = 2) -> float:
+    """The one factor ``s`` such that ``s * Σ``'s ``sigma``-ellipses hold a Gaussian's share of the points
+    (86.5 % for 2 sigma): ``s = quantile(d^2, share) / sigma^2`` over every visible point (fit it on a validation
+    set, not the test set)."""
+    q = mahalanobis_squared(pred, gt, covariance, visible)
+    q = q[np.isfinite(q)]
+    if not q.size:
+        raise InvalidArgumentError("no visible point with a positive-definite covariance")
+    return float(np.quantile(q, GAUSSIAN_COVERAGE[sigma]) / sigma**2)

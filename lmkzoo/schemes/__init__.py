@@ -13,7 +13,7 @@ between schemes where a conversion is declared (``wflw98 â†’ ibug68``, ``jd106 â
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ def names() -> list[str]:
     return list(_BUILTIN) + [n for n in _USER if n not in _BUILTIN]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_builtin(name: str) -> Scheme:
     return Scheme.from_yaml(_DIR / f"{name}.yaml")
 
@@ -70,7 +70,7 @@ def conversions() -> list[tuple[str, str]]:
     return sorted(_CONVERSIONS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _builtin_matrix(src: str, dst: str) -> np.ndarray:
     return load_conversion(_DIR / "conversions" / _CONVERSIONS[(src, dst)], get(src), get(dst))
 

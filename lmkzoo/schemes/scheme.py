@@ -12,8 +12,8 @@ x = 0), the convention of the 300-W, WFLW and JD-landmark annotation files.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class Scheme:
 
     # ------------------------------------------------------------------------------------------ building
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Scheme":
+    def from_dict(cls, d: Mapping) -> Scheme:
         known = {"name", "description", "source", "names", "flip_permutation", "norm", "five_point",
                  "polylines", "regions"}
         unknown = set(d) - known
@@ -105,7 +105,7 @@ class Scheme:
         )
 
     @classmethod
-    def from_yaml(cls, path) -> "Scheme":
+    def from_yaml(cls, path) -> Scheme:
         import yaml
 
         with open(path, encoding="utf-8") as f:

@@ -9,7 +9,8 @@ knows the module of each family and imports it on first use.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from lmkzoo.errors import InvalidArgumentError
 
@@ -22,7 +23,7 @@ _FAMILY_MODULES = {
     "heatmap": "lmkzoo.tasks.heatmap_family",
     "lotr": "lmkzoo.tasks.lotr_family",
 }
-_FAMILIES: dict[str, "Family"] = {}
+_FAMILIES: dict[str, Family] = {}
 
 
 class Family:

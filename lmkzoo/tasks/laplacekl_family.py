@@ -65,7 +65,8 @@ class LaplaceKLFamily(Family):
             return None
         unknown = set(adv) - _ADVERSARIAL_KEYS
         if unknown:
-            raise InvalidArgumentError(f"{spec.name}: unknown recipe.adversarial keys {sorted(unknown)}; allowed: {sorted(_ADVERSARIAL_KEYS)}")
+            raise InvalidArgumentError(f"{spec.name}: unknown recipe.adversarial keys {sorted(unknown)}; "
+                                       f"allowed: {sorted(_ADVERSARIAL_KEYS)}")
         disc = dict(adv.get("discriminator") or {})
         unknown = set(disc) - _DISCRIMINATOR_KEYS
         if unknown:

@@ -274,8 +274,15 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     from lmkzoo.registry import get_spec
     from lmkzoo.tasks.families import get_family
     from lmkzoo.tasks.loader import build_network
-    from lmkzoo.tasks.train import (_atomic_save, _eval_protocol, _evaluation_callback, _resume_epoch,
-                                     _train_val_sources, build_optimizer, resume_callbacks)
+    from lmkzoo.tasks.train import (
+        _atomic_save,
+        _eval_protocol,
+        _evaluation_callback,
+        _resume_epoch,
+        _train_val_sources,
+        build_optimizer,
+        resume_callbacks,
+    )
 
     keras.utils.set_random_seed(seed)
     spec = get_spec(name)

@@ -114,6 +114,7 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
         a :class:`~lmkzoo.tasks.landmarker.Landmarker`.
     """
     from lmkzoo.export.runtimes import RUNTIMES
+    from lmkzoo.tasks.landmarker import Landmarker
 
     if runtime not in RUNTIMES:
         raise InvalidArgumentError(f"runtime must be one of {list(RUNTIMES)}; got {runtime!r}")

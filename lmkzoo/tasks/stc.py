@@ -1,4 +1,4 @@
-"""Self-training with curriculum (STC) for PIPNet (Jin et al. 2021, §3.3 and §4.5; REFERENCE_FACTS §A9).
+"""Self-training with curriculum (STC) for PIPNet (Jin et al. 2021, §3.3 and §4.5; docs/reference_facts.md §A9).
 
 ``train_self_training(name, labeled=..., unlabeled=...)`` runs PIPNet's GSSL schedule:
 
@@ -159,9 +159,9 @@ def write_pseudo_labels(folder, *, images, points, boxes, scheme: str, provenanc
     ``image`` (absolute path), ``x0, y0, ..., x{K-1}, y{K-1}`` in image pixels (lmkzoo's corner convention),
     ``box_x0 .. box_y1`` (the face box the crop came from) and ``mean_score``) and ``folder/provenance.json``.
     Returns the folder."""
-    from lmkzoo import schemes
-
     import shutil
+
+    from lmkzoo import schemes
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -370,7 +370,7 @@ def phase_gradients(network, loss, images, targets) -> dict:
         value = tf.reduce_mean(loss.call(targets, out))
     names = sorted(out)
     heads = [n for n in ("cls_layer", "x_layer", "y_layer", "nb_x_layer", "nb_y_layer")
-             if any(l.name == n for l in network.layers)]
+             if any(layer.name == n for layer in network.layers)]
     kernels = [network.get_layer(n).kernel for n in heads]
     grads = tape.gradient(value, [out[n] for n in names] + kernels)
     norm = lambda g: 0.0 if g is None else float(tf.norm(g))  # noqa: E731
@@ -468,7 +468,8 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
         raise InvalidArgumentError("the labeled training set must have a known, non-zero size")
     sources = resolve_unlabeled(spec, unlabeled)
     if sources is None:
-        raise InvalidArgumentError("self-training needs unlabeled faces; paradigm 'gsl' trains supervised (lmkzoo.train)")
+        raise InvalidArgumentError("self-training needs unlabeled faces; paradigm 'gsl' is plain supervised training: "
+                                   "lmkzoo.train(name, data=...) without unlabeled=")
     stream, unlabeled_desc = _unlabeled_stream(sources, split=unlabeled_split, data_dir=data_dir)
 
     overrides = dict(builder_overrides or {})

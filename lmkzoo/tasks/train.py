@@ -249,7 +249,7 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
           builder_overrides: dict | None = None, steps_per_epoch: int | None = None, strategy="one_device",
           precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1, eval_cutoff: float | None = None,
           eval_norm: str | None = None, callbacks=None, unlabeled=None, unlabeled_crop: dict | None = None,
-          discriminator_overrides: dict | None = None, imagenet_weights=None):
+          discriminator_overrides: dict | None = None, imagenet_weights=None, init_weights=None):
     """Train zoo model ``name``.
 
     Args:
@@ -282,6 +282,9 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         imagenet_weights: the ImageNet MobileNetV2 TFLite file (``tf2_mobilenet_v2_1.0_224_ptq.tflite``) for recipes
             with ``backbone_init: imagenet`` (default ``$LMKZOO_IMAGENET_MOBILENETV2``): a new run starts its backbone
             from it (:mod:`lmkzoo.convert.mobilenet_v2_tflite`, BatchNorm statistics from the first training batch).
+        init_weights: fine-tune: a new run starts from these weights: a ``.weights.h5`` path, or a zoo name with
+            published weights and the same builder (``"pipnet_lite.lfw"``). PIPNet keeps the mean face that the
+            weights were trained with (its neighbour offsets are relative to it): that zoo entry's, or ``name``'s.
     Returns:
         ``(network, history)``; ``history`` has the per-epoch logs and ``train_seconds``.
     """
@@ -346,6 +349,11 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         steps_per_epoch = max(1, n_train // batch_size)
 
     overrides = dict(builder_overrides or {})
+    init_file = None
+    if init_weights is not None:
+        init_file, init_builder = _init_source(spec, init_weights)
+        if spec.family == "pipnet" and "meanface" in init_builder:
+            overrides.setdefault("meanface", init_builder["meanface"])
     if spec.family == "pipnet" and "meanface" not in overrides:
         mf = compute_meanface(train_src, crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme)
         overrides["meanface"] = mf.round(6).tolist()
@@ -374,7 +382,11 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
                             epoch_multiple=batch_size // shards, **common)
 
     backbone_init = None
-    if recipe.get("backbone_init"):
+    if init_weights is not None:
+        backbone_init = {"weights": str(init_weights)}
+        if start_epoch == 0:
+            network.load_weights(init_file)
+    elif recipe.get("backbone_init"):
         backbone_init = _init_backbone(network, spec, recipe["backbone_init"], imagenet_weights,
                                        dataset_fn() if start_epoch == 0 else None)
     train_ds = dataset_fn() if replicas == 1 else strat.distribute_datasets_from_function(dataset_fn)
@@ -418,6 +430,21 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     if precision:
         keras.mixed_precision.set_global_policy("float32")
     return network, hist
+
+
+def _init_source(spec, init_weights) -> tuple[str, dict]:
+    """``init_weights`` → ``(local weights file, builder arguments they were trained with)``: a zoo name's verified
+    published weights and builder, or a file path with ``spec``'s builder."""
+    from lmkzoo.registry import get_spec, list_models
+
+    if str(init_weights).split(".")[0] in {n.split(".")[0] for n in list_models()} and not Path(init_weights).exists():
+        from lmkzoo.tasks.loader import _pretrained_file
+
+        src = get_spec(str(init_weights))
+        return str(_pretrained_file(src)), dict(src.builder)
+    if not Path(init_weights).is_file():
+        raise InvalidArgumentError(f"init_weights must be a zoo name with weights or a .weights.h5 file; got {init_weights!r}")
+    return str(init_weights), dict(spec.builder)
 
 
 def _init_backbone(network, spec, kind, path, dataset):

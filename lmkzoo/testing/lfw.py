@@ -12,17 +12,36 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["find_shared_data", "teacher_rows", "row_points", "load_faces", "examples", "face_image_folder"]
+__all__ = ["SHARED_DATA_HELP", "find_shared_data", "require_shared_data", "teacher_rows", "row_points", "load_faces",
+           "examples", "face_image_folder"]
+
+SHARED_DATA_HELP = (
+    "set LMKZOO_SHARED_DATA to the shared data folder (the one holding lfw_faces/teacher68.csv, faces68_dlib/, "
+    "ibug_300w/), e.g. `export LMKZOO_SHARED_DATA=/path/to/shared/data`, or put that folder at ../shared/data "
+    "beside the lmkzoo checkout"
+)
 
 
 def find_shared_data() -> Path | None:
-    """The shared data folder: ``$LMKZOO_SHARED_DATA``, else ``shared/data`` beside the checkout, else
-    ``/work/shared/data``; None when none of them holds ``lfw_faces/teacher68.csv``."""
+    """The shared data folder: ``$LMKZOO_SHARED_DATA``, else ``shared/data`` beside the checkout (the folder
+    holding the repository); None when neither holds ``lfw_faces/teacher68.csv``."""
     beside = Path(__file__).resolve().parents[3] / "shared" / "data"
-    for c in (os.environ.get("LMKZOO_SHARED_DATA"), beside, "/work/shared/data"):
+    for c in (os.environ.get("LMKZOO_SHARED_DATA"), beside):
         if c and (Path(c) / "lfw_faces" / "teacher68.csv").exists():
             return Path(c)
     return None
+
+
+def require_shared_data() -> Path:
+    """:func:`find_shared_data`, or a ``FileNotFoundError`` that says where it looked and how to point at it."""
+    found = find_shared_data()
+    if found is None:
+        env = os.environ.get("LMKZOO_SHARED_DATA")
+        beside = Path(__file__).resolve().parents[3] / "shared" / "data"
+        looked = [f"LMKZOO_SHARED_DATA={env}" if env else "LMKZOO_SHARED_DATA is not set", str(beside)]
+        raise FileNotFoundError(f"the shared real-face data was not found (no lfw_faces/teacher68.csv in: "
+                                f"{'; '.join(looked)}): {SHARED_DATA_HELP}")
+    return found
 
 
 def teacher_rows(shared) -> list[list[str]]:

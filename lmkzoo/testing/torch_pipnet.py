@@ -1,4 +1,4 @@
-"""A PyTorch PIPNet-R18 written for lmkzoo from the reference facts (REFERENCE_FACTS §A1-A2 key names): the parity
+"""A PyTorch PIPNet-R18 written for lmkzoo from docs/reference_facts.md (§A1-A2 key names): the parity
 reference of the checkpoint converter's tests and the eager-PyTorch baseline of ``lmkzoo bench``.
 
 torch is an optional dependency (``pip install 'lmkzoo[torch]'``); this module imports it on use.
@@ -6,7 +6,7 @@ torch is an optional dependency (``pip install 'lmkzoo[torch]'``); this module i
 
 from __future__ import annotations
 
-__all__ = ["PipResNet18", "random_pipnet"]
+__all__ = ["PipResNet18", "random_pipnet"]  # noqa: F822 (built on first use by __getattr__, which imports torch)
 
 
 def _classes():

@@ -79,4 +79,5 @@ class MobileNetV3LargeBackbone(Backbone):
         self.input_shape_ = tuple(input_shape)
 
     def get_config(self):
-        return {"width_multiplier": self.width_multiplier, "input_shape": list(self.input_shape_), "name": self.name, "trainable": self.trainable}
+        return {"width_multiplier": self.width_multiplier, "input_shape": list(self.input_shape_), "name": self.name,
+                "trainable": self.trainable}

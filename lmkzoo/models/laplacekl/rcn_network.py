@@ -11,7 +11,7 @@ Layers (full width; ``c = 64·width`` and ``d = 128·width`` channels, all convs
     output   1x1 conv (K), no activation: the heatmap scores (β-softmax in the codec / losses)
 
 Coarse-to-fine skips join the encoder (before each pool) to the decoder by concatenation, as in RCN
-(Honari et al. 2016; REFERENCE_FACTS §C). The 1x1 ``D`` convs run before the upsampling: a 1x1 conv and a
+(Honari et al. 2016; docs/reference_facts.md §C). The 1x1 ``D`` convs run before the upsampling: a 1x1 conv and a
 per-channel bilinear resize commute, so this is the same function as upsampling first, at a quarter of
 the cost. (§3.4's text says the decoder convs *output* 64 of their 128 input channels; Table 1 lists 128
 filters for the 5x5 ``D_F`` convs, and only 128 gives the paper's parameter count, so Table 1 is followed.

@@ -56,8 +56,13 @@ from lmkzoo.errors import InvalidArgumentError
 from lmkzoo.models.backbones import scaled_last_conv_args
 from lmkzoo.models.backbones.backbone import BN_EPSILON, BN_MOMENTUM
 from lmkzoo.models.layers import SubPixelConv2DTranspose
-from lmkzoo.models.lotr.transformer import (LAYER_NORM_EPSILON, LearnedEmbedding, PositionalEncoding2D,
-                                            TransformerDecoderLayer, TransformerEncoderLayer)
+from lmkzoo.models.lotr.transformer import (
+    LAYER_NORM_EPSILON,
+    LearnedEmbedding,
+    PositionalEncoding2D,
+    TransformerDecoderLayer,
+    TransformerEncoderLayer,
+)
 from lmkzoo.models.network import LandmarkNetwork
 
 __all__ = ["LOTRNetwork", "CNNFFNNetwork", "lotr_backbone_args", "BACKBONE_STRIDE"]

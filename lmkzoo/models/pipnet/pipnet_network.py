@@ -1,4 +1,4 @@
-"""PIPNet network (Jin et al. 2021, REFERENCE_FACTS §A1): backbone → optional stride layers → five 1x1 heads."""
+"""PIPNet (Jin et al. 2021; docs/reference_facts.md §A1): backbone → optional stride layers → five 1x1 heads."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class PIPNet(LandmarkNetwork):
         backbone: a :class:`~lmkzoo.models.backbones.Backbone` (its input shape must be the crop size).
         codec: a :class:`~lmkzoo.codecs.PIPNetCodec` (K, C, stride and input size are read from it).
         extra_channels: channels of the stride layers (512 in PIPNet).
-        stc_heads: add the self-training-with-curriculum score maps (paper §3.3, REFERENCE_FACTS §A9): the
+        stc_heads: add the self-training-with-curriculum score maps (paper §3.3, docs/reference_facts.md §A9): the
             *same* ``cls_layer`` applied to the feature map max-pooled 2x2 once (``scores_pool1``, 2x the
             network stride) and twice (``scores_pool2``, 4x), e.g. 4x4 and 2x2 beside the 8x8 ``scores`` at
             256 px and stride 32. They add no weights (an STC-trained network's weights load into the plain

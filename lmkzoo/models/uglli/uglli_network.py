@@ -1,4 +1,4 @@
-"""UGLLI network (Kumar et al. 2019; REFERENCE_FACTS §B): DU-Net (coupled U-Nets) + Cholesky Estimator Network.
+"""UGLLI network (Kumar et al. 2019; docs/reference_facts.md §B): DU-Net (coupled U-Nets) + Cholesky Estimator Network.
 
 Layout followed from the official model (merlresearch/LUVLi ``cu_net_prev_version_cholesky_common_for_HG``,
 built on zhiqiangdon/CU-Net), with names that mirror its modules:

@@ -1,0 +1,69 @@
+"""The knowledge the code cites lives in the repository: every ``docs/<page> §<section>`` citation names a page of
+docs/ and a section that page has, and nothing points at files outside the checkout (the developers' shared
+folder, machine paths)."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+SKIP = {".git", ".venv", "venv", "build", "dist", "__pycache__", ".pytest_cache", ".ruff_cache", "lmkzoo.egg-info"}
+TEXT = {".py", ".md", ".yaml", ".yml", ".ipynb", ".toml", ".cfg", ".txt", ".bib", ".tsv"}
+CITATION = re.compile(r"docs/(\w+\.md) (§[A-Z]?\d*(?:[-–][A-Z]?\d+)?)")
+HEADING = re.compile(r"^#{2,4} ([A-Z]\d*|\d+)\. ", re.M)
+
+
+def _files():
+    for p in ROOT.rglob("*"):
+        if p.is_file() and p.suffix in TEXT and not SKIP.intersection(p.relative_to(ROOT).parts):
+            yield p
+
+
+def _sections(page: Path) -> set[str]:
+    return set(HEADING.findall(page.read_text(encoding="utf-8")))
+
+
+def _cited(ref: str) -> list[str]:
+    """``§A1-A3`` -> ``["A1", "A3"]``; ``§B`` -> ``["B"]``; ``§4`` -> ``["4"]``."""
+    return [s for s in re.split(r"[-–]", ref.lstrip("§")) if s]
+
+
+def test_docs_index_lists_every_page():
+    index = (DOCS / "README.md").read_text(encoding="utf-8")
+    pages = sorted(p.name for p in DOCS.glob("*.md") if p.name != "README.md")
+    assert pages, "docs/ has no pages"
+    assert [p for p in pages if f"]({p})" not in index] == []
+
+
+def test_citations_name_existing_pages_and_sections():
+    found, bad = 0, []
+    for f in _files():
+        for line_no, line in enumerate(f.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for page, ref in CITATION.findall(line):
+                found += 1
+                where = f"{f.relative_to(ROOT)}:{line_no}: docs/{page} {ref}"
+                if not (DOCS / page).exists():
+                    bad.append(f"{where} (no such page)")
+                    continue
+                missing = [s for s in _cited(ref) if s not in _sections(DOCS / page)]
+                if missing:
+                    bad.append(f"{where} (no section {', '.join(missing)})")
+    assert found >= 27  # the docstrings, READMEs, zoo.yaml comments and tests that cite the reference facts
+    assert bad == []
+
+
+def test_nothing_points_outside_the_repository():
+    """No citation of the developers' shared notes and no absolute machine path in code, tests, tools or notebooks
+    (the shared data folder is found through $LMKZOO_SHARED_DATA or ../shared/data beside the checkout)."""
+    outside = re.compile(r"REFERENCE_FACTS|LITERT_GPU\.md|(?<![\w/])DESIGN\.md|STYLE\.md|/work/|/root/|/home/\w")
+    bad = []
+    for f in _files():
+        rel = f.relative_to(ROOT)
+        if rel.parts[0] == "benchmarks" and "results" in rel.parts:
+            continue  # recorded results say where they were measured
+        if f == Path(__file__).resolve():
+            continue
+        for line_no, line in enumerate(f.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if outside.search(line):
+                bad.append(f"{rel}:{line_no}: {line.strip()[:120]}")
+    assert bad == []
