@@ -172,7 +172,7 @@ def test_concurrent_processes_share_one_cache_build(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     lines = [next(ln for ln in out.splitlines() if ln.startswith("RESULT")) for out, _ in outs]
     assert lines[0] == lines[1] and lines[0].endswith(" 1") and " tflite " in lines[0]
@@ -307,7 +307,7 @@ def test_cli_folder_json(tmp_path, photos):
     res = json.loads(r.stdout)
     assert [Path(x["image"]).name for x in res] == [f"{i}.jpg" for i in range(len(photos[0]))]
     lm = lmkzoo.load()
-    for x, img in zip(res, photos[0]):
+    for x in res:
         ref = lm.predict(read_image(folder / Path(x["image"]).name))
         assert len(x["faces"]) == len(ref)
         assert np.abs(np.array(x["faces"][0]["points"]) - ref[0].points).max() < 2e-3
