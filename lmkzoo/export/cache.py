@@ -20,8 +20,8 @@ import logging
 import os
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from lmkzoo.errors import InvalidArgumentError
 
