@@ -252,6 +252,8 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", default="default,tflite,keras,tflite-int8",
                     help="lmkzoo configurations for per_photo (tflite-int8: the default model quantized)")
     ap.add_argument("--skip", default="", help="comma list of sections to skip")
+    ap.add_argument("--alternate", type=int, default=0, metavar="N",
+                    help="also run MediaPipe and lmkzoo's default in turn N times (ratio per round, median ratio)")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -284,6 +286,17 @@ def main(argv=None) -> int:
             for v in res["per_photo"].values():
                 v["vs_mediapipe"] = round(v["median_ms"] / mp_ms, 2)
         print(json.dumps(res["per_photo"], indent=1), file=sys.stderr)
+    if args.alternate:
+        # lmkzoo's default and MediaPipe in turn, several times: drifting machine load (other processes) hits both
+        res["alternating"] = {"rounds": [], "configs": ["mediapipe", "default"]}
+        for _ in range(args.alternate):
+            mp = run_mediapipe(Path(args.mediapipe_venv), p60)
+            lz = _run_worker("per_photo", config="default", paths=p60)
+            res["alternating"]["rounds"].append({"mediapipe_ms": mp["median_ms"], "default_ms": lz["median_ms"],
+                                                 "ratio": round(lz["median_ms"] / mp["median_ms"], 3)})
+        ratios = sorted(r["ratio"] for r in res["alternating"]["rounds"])
+        res["alternating"]["median_ratio"] = ratios[len(ratios) // 2]
+        print(json.dumps(res["alternating"], indent=1), file=sys.stderr)
     if "detector" not in skip:
         res["detector"] = _run_worker("detector", paths=p60)
     if "predict_vs_graph" not in skip:
