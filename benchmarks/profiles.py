@@ -53,7 +53,7 @@ def predict_overhead(threads: int, iters: int) -> dict:
         variants = {"tflite": dict(format="tflite"), "tflite-int8": dict(format="tflite", quantize="int8",
                                                                           representative_data=crop)}
         for key, kw in variants.items():
-            run_lm = load_exported(lm.export(Path(tmp) / f"{key}.tflite", **kw), num_threads=threads)
+            run_lm = load_exported(lm.export(Path(tmp) / f"{key}.tflite", batch_size=None, **kw), num_threads=threads)
             stored = run_lm.runner(crop)
 
             class Stored:
@@ -105,7 +105,7 @@ def heatmap_decode(threads: int, iters: int) -> dict:
         for refine in ("dark", "quarter", "none"):
             keras.utils.set_random_seed(0)
             lm = lmkzoo.load("heatmap_mnv2_sdd", weights=None, builder={"refine": refine})
-            run = TFLiteRunner(lm.export(Path(tmp) / f"{refine}.tflite"), num_threads=threads)
+            run = TFLiteRunner(lm.export(Path(tmp) / f"{refine}.tflite", batch_size=None), num_threads=threads)
             if refine == "dark":
                 raw = TFLiteRunner(_export_raw(lm, Path(tmp) / "raw.tflite", "tflite", None, {}), num_threads=threads)
                 crop = rng.integers(0, 255, (1, *lm.input_size[::-1], 3), dtype=np.uint8)

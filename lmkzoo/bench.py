@@ -103,7 +103,7 @@ def measure(name: str, *, runtimes=("keras", "tflite"), quantize=(), batches=(1,
     if weights:
         from lmkzoo.tasks.loader import load
 
-        lm = load(spec.name)
+        lm = load(spec.name, runtime="keras")
         network = lm.network
     else:
         network = build_network(spec)
@@ -130,8 +130,8 @@ def measure(name: str, *, runtimes=("keras", "tflite"), quantize=(), batches=(1,
     with tempfile.TemporaryDirectory(prefix="lmkzoo-bench-") as tmp:
         variants = []
         for rt in runtimes:
-            if rt not in RUNTIMES:
-                raise InvalidArgumentError(f"runtime must be one of {list(RUNTIMES)}; got {rt!r}")
+            if rt not in RUNTIMES or rt == "auto":
+                raise InvalidArgumentError(f"runtime must be one of {[r for r in RUNTIMES if r != 'auto']}; got {rt!r}")
             variants.append((rt, None))
             if rt == "tflite":
                 variants += [(rt, q) for q in quantize]
@@ -146,7 +146,7 @@ def measure(name: str, *, runtimes=("keras", "tflite"), quantize=(), batches=(1,
                 kw = {}
                 if q == "int8":
                     kw["representative_data"] = _calibration_crops(lm)
-                path = lm.export(Path(tmp) / f"{key}.{rt}", format=rt, quantize=q, **kw)
+                path = lm.export(Path(tmp) / f"{key}.{rt}", format=rt, quantize=q, batch_size=None, **kw)
                 out["files_mb"][key] = round(path.stat().st_size / 1e6, 3)
                 run_lm = load_exported(path, num_threads=threads)
                 raw_path = _export_raw(lm, Path(tmp) / f"{key}-raw.{rt}", rt, q, kw)

@@ -101,6 +101,25 @@ def _expand_images(paths) -> list:
     return out
 
 
+def _ordered_map(fn, items, workers: int):
+    """``fn`` over ``items`` on ``workers`` threads, results in order, at most ``2 * workers`` in flight (so a folder
+    of any size never holds more than a few decoded images). One worker runs inline."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="lmkzoo-predict") as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def _cmd_predict(args) -> int:
     from pathlib import Path
 
@@ -120,42 +139,39 @@ def _cmd_predict(args) -> int:
         from lmkzoo.errors import InvalidArgumentError
 
         raise InvalidArgumentError(f"--out {out} is a file; several images need a folder for their overlays")
+    # several images: decode, detect, run the network and draw on a few threads at once (every runtime and the
+    # detector are thread-safe, LiteRT, OpenCV and ONNX Runtime release the GIL), each runtime on fewer CPU threads
+    cpus = os.cpu_count() or 1
+    workers = min(4, cpus, len(images)) if many else 1
+    threads = {"num_threads": max(1, cpus // workers)} if workers > 1 else {}
     if args.model and args.model.endswith((".keras", ".tflite", ".onnx")):
-        lm = lmkzoo.load(args.model, runtime=args.runtime) if not args.model.endswith(".keras") else lmkzoo.load(args.model)
+        lm = (lmkzoo.load(args.model, runtime=args.runtime, **threads) if not args.model.endswith(".keras")
+              else lmkzoo.load(args.model))
     else:
-        kw = {} if args.runtime == "keras" else {"runtime": args.runtime}
-        lm = lmkzoo.load(args.model, weights=args.weights, **kw) if args.model else lmkzoo.load(**kw)
+        lm = lmkzoo.load(args.model, weights=args.weights, runtime=args.runtime, **threads)
     detector = {"default": "default", "none": None}.get(args.detector)
     if args.detector == "haar":
         from lmkzoo.detection import HaarFaceDetector
 
         detector = HaarFaceDetector()
+    elif detector == "default" and threads:
+        from lmkzoo.detection import BlazeFaceDetector
+
+        detector = BlazeFaceDetector(**threads)
     if to_folder:
         out.mkdir(parents=True, exist_ok=True)
-    iterator = images
-    if many and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        iterator = tqdm(images, desc="images", unit="image")
     from lmkzoo.errors import InvalidImageError
     from lmkzoo.image_io import read_image
 
-    results, no_face, unreadable = [], 0, 0
-    for path in iterator:
+    def one(path):
+        """``(record, number of faces)`` of one image, or ``(record, InvalidImageError)`` for an unreadable file."""
         try:
             img = read_image(path)
         except InvalidImageError as e:
-            if not many:
-                raise
-            # one bad file in a folder: say so, keep going, exit 2 at the end (like cat / cp with several files)
-            unreadable += 1
-            print(f"lmkzoo predict: error: {e}", file=sys.stderr)
-            results.append({"image": str(path), "error": str(e)})
-            continue
+            return {"image": str(path), "error": str(e)}, e
         faces = lm.predict(img, detector=detector, flip_test=args.flip)
-        no_face += not faces
-        results.append({"image": str(path), "size": [int(img.shape[1]), int(img.shape[0])],
-                        "faces": [f.to_dict() for f in faces]})
+        record = {"image": str(path), "size": [int(img.shape[1]), int(img.shape[0])],
+                  "faces": [f.to_dict() for f in faces]}
         if out is not None:
             import cv2
 
@@ -165,9 +181,31 @@ def _cmd_predict(args) -> int:
                 from lmkzoo.errors import InvalidArgumentError
 
                 raise InvalidArgumentError(f"cannot write {target} (unknown image extension?)")
-            results[-1]["overlay"] = str(target)
+            record["overlay"] = str(target)
+        return record, len(faces)
+
+    progress = None
+    if many and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(images), desc="images", unit="image")
+    results, no_face, unreadable = [], 0, 0
+    for record, found in _ordered_map(one, images, workers):
+        if progress is not None:
+            progress.update()
+        results.append(record)
+        if isinstance(found, InvalidImageError):
+            if not many:
+                raise found
+            # one bad file in a folder: say so, keep going, exit 2 at the end (like cat / cp with several files)
+            unreadable += 1
+            print(f"lmkzoo predict: error: {found}", file=sys.stderr)
+            continue
+        no_face += not found
         if not args.json:
-            print(f"{path}: {len(faces)} face(s)" + (f" -> {results[-1]['overlay']}" if out is not None else ""))
+            print(f"{record['image']}: {found} face(s)" + (f" -> {record['overlay']}" if out is not None else ""))
+    if progress is not None:
+        progress.close()
     if args.json:
         print(json.dumps(results if many else results[0], indent=1))
     if no_face:
@@ -481,13 +519,16 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sp.set_defaults(func=func)
+        sp.add_argument("-v", "--verbose", action="store_true",
+                        help="let TensorFlow, absl and LiteRT print their log lines on stderr")
         return sp
 
     sp = add("predict", "landmarks of every face in images (the embedded default model unless --model)", _cmd_predict)
     sp.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     sp.add_argument("--model", help="zoo arch[.tag], or a .keras / .tflite / .onnx file (default: the embedded model)")
     sp.add_argument("--weights", default="pretrained", type=_weights_arg, help="for zoo names: pretrained, none or a path")
-    sp.add_argument("--runtime", default="keras", choices=["keras", "tflite", "onnx"])
+    sp.add_argument("--runtime", default="auto", choices=["auto", "keras", "tflite", "onnx"],
+                    help="auto (default): LiteRT for published weights (no TensorFlow import), else Keras")
     sp.add_argument("--detector", default="default", choices=["default", "haar", "none"],
                     help="face detector: BlazeFace (default), OpenCV Haar, or none (the whole image is the face)")
     sp.add_argument("--flip", action="store_true", help="flip test (average with the mirrored crop)")
@@ -648,9 +689,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_native_logs() -> None:
+    """Keep TensorFlow, absl, LiteRT and XNNPACK log lines off stderr (``--verbose`` keeps them): native libraries
+    write to file descriptor 2, which goes to /dev/null, while Python's ``sys.stderr`` (lmkzoo's messages, warnings,
+    progress bars, tracebacks) keeps writing to the real stderr through a duplicate of it."""
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("absl", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if sys.stderr is not sys.__stderr__ or getattr(_quiet_native_logs, "done", False):
+        return  # stderr is already redirected (pytest's capture, an embedding program): leave the descriptors alone
+    try:
+        sys.stderr.flush()
+        real = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError, AttributeError):
+        return
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = sys.__stderr__ = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding,
+                                            errors=sys.stderr.errors)
+    _quiet_native_logs.done = True
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "verbose", False):
+        _quiet_native_logs()
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

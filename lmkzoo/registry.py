@@ -33,6 +33,7 @@ Layout of an entry (every key is checked; an unknown key is an error)::
             metrics: {wflw_test_nme: 4.58}   # measured by lmkzoo (at least one)
             recipe: {...}              # optional: how it was trained
             version: 0.1.0             # optional
+            litert: {file: weights/....tflite, sha256: ...}   # optional, with file: the LiteRT form shipped beside it
 
 ``lmkzoo publish RUN_DIR`` prints such an entry for a model trained with lmkzoo.
 """
@@ -75,7 +76,7 @@ _CROP_KEYS = {"policy", "scale", "shift", "square", "template_scale", "template_
 _CROP_POLICIES = {"box", "five_point", "five_point_hull", "none"}
 _WEIGHTS_KEYS = {
     "url", "mirrors", "sha256", "size", "format", "file", "license", "training_data", "data_license",
-    "made_by", "source", "metrics", "recipe", "version", "notes", "dtype",
+    "made_by", "source", "metrics", "recipe", "version", "notes", "dtype", "litert",
 }
 # the model card: what the file is (sha256, format), its licence, the data it learnt from and that data's
 # licence, how it was made, and what it measures
@@ -106,6 +107,9 @@ class WeightsSpec:
     version: str | None = None
     notes: str | None = None
     dtype: str | None = None
+    #: the LiteRT form shipped in the package beside a packaged weights file: ``{"file": ..., "sha256": ...}``
+    #: (the serving graph of these weights, float32 compute, dynamic batch; lmkzoo.export.cache)
+    litert: Mapping[str, str] | None = None
 
     @property
     def filename(self) -> str:
@@ -231,6 +235,16 @@ def _parse_weights(where: str, w) -> WeightsSpec | None:
         raise ZooFormatError(
             f"zoo.yaml {where}.metrics: must map each measured metric to a number (at least one); got {metrics!r}"
         )
+    litert = w.get("litert")
+    if litert is not None:
+        _check_keys(f"{where}.litert", litert, {"file", "sha256"}, {"file", "sha256"})
+        lsha = str(litert["sha256"]).lower()
+        if len(lsha) != 64 or any(c not in "0123456789abcdef" for c in lsha):
+            raise ZooFormatError(f"zoo.yaml {where}.litert.sha256: must be 64 hex digits; got {litert['sha256']!r}")
+        if not str(litert["file"]).endswith(".tflite") or not w.get("file"):
+            raise ZooFormatError(f"zoo.yaml {where}.litert: a packaged .tflite beside packaged weights (file:); got "
+                                 f"{litert!r}")
+        litert = {"file": str(litert["file"]), "sha256": lsha}
     return WeightsSpec(
         sha256=sha,
         format=str(w["format"]),
@@ -248,6 +262,7 @@ def _parse_weights(where: str, w) -> WeightsSpec | None:
         version=None if w.get("version") is None else str(w["version"]),
         notes=w.get("notes"),
         dtype=w.get("dtype"),
+        litert=litert,
     )
 
 
@@ -333,7 +348,9 @@ def _load(path: str):
     import yaml
 
     with open(path, encoding="utf-8") as f:
-        return _parse(yaml.safe_load(f))
+        # libyaml's loader where PyYAML has it: ten times faster than the pure-Python one (0.07 vs 0.7 s for the zoo,
+        # most of `lmkzoo predict`'s start), the same safe constructors
+        return _parse(yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
 
 
 def load_zoo(path=None) -> dict[str, ModelSpec]:

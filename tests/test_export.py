@@ -58,7 +58,7 @@ def exported(tmp_path_factory, shared_data):
 
             keras.utils.set_random_seed(0)
             # published (or embedded) weights where the zoo has them, else a random initialisation
-            lm = lmkzoo.load(name, weights="pretrained" if lmkzoo.get_spec(name).has_weights else None)
+            lm = lmkzoo.load(name, weights="pretrained" if lmkzoo.get_spec(name).has_weights else None, runtime="keras")
             images, pts = _faces(shared_data)
             crops = _crops(lm, images, pts)
             cache[name] = (lm, crops, lm.runner(crops), tmp_path_factory.mktemp(name.replace(".", "_")))
@@ -171,7 +171,7 @@ def test_with_affine_export_returns_image_pixels(exported, shared_data, family):
     want = [f[0] for f in lm.predict(images, boxes=boxes, detector=None)]
     crops, affines = zip(*(lm.crops(img, boxes=b) for img, b in zip(images, boxes)))
     crops, to_image = np.concatenate(crops), geometry.invert_affine(np.concatenate(affines)).astype(np.float32)
-    path = lm.export(folder / "with_affine.tflite", with_affine=True)
+    path = lm.export(folder / "with_affine.tflite", with_affine=True, batch_size=None)  # two crops in one call
     assert read_metadata(path)["inputs"]["crop_to_image"]["shape"][1:] == [2, 3]
     out = Interpreter(model_path=str(path)).get_signature_runner("serving_default")(images=crops, crop_to_image=to_image)
     tol = 1e-3 * max(lm.input_size)

@@ -2,6 +2,7 @@
 
     python tools/ship_model.py RUN --name pipnet_r18.300w --data 300w --write-zoo
     python tools/ship_model.py RUN --name pipnet_lite.300w_lfw --data 300w+lfw --write-zoo
+    python tools/ship_model.py --litert-only --name pipnet_lite.lfw     # refresh a shipped model's LiteRT form
 
 1. ``lmkzoo.hub.publish`` checks the run (config, history) and writes its float32 ``.weights.h5``, rebuilt exactly
    as ``lmkzoo.load`` rebuilds the model (PIPNet's mean face becomes the tag's ``builder``).
@@ -11,7 +12,12 @@
    shared/data/ibug_300w) with the annotation boxes (the papers' protocol: the tight box of the reference points,
    then the model's own crop) and with the built-in detector; on shared/data/faces68_dlib (dlib-predictor points)
    with both. The last validation NME of the run (the 300-W ``train[90%:]`` selection slice) goes in too.
-4. ``--write-zoo`` writes the tag into zoo.yaml between ``# BEGIN weights NAME`` and ``# END weights NAME``: the
+4. The zoo's default model (or any with ``--litert``) also ships its LiteRT form beside the weights (same stem,
+   ``.tflite``: the float32 serving graph with a dynamic batch, decoding included), so that ``lmkzoo.load()``
+   predicts on LiteRT without importing TensorFlow (lmkzoo.export.cache; other shipped models build theirs once
+   into the cache). ``--litert-only`` rewrites just that file and its zoo.yaml line for weights already shipped
+   (after a change to the serving graph or a codec).
+5. ``--write-zoo`` writes the tag into zoo.yaml between ``# BEGIN weights NAME`` and ``# END weights NAME``: the
    tag's own keys as they are, plus ``builder`` (the weights' overrides) and ``weights`` (the card).
 """
 
@@ -153,21 +159,64 @@ def write_zoo(name: str, builder: dict, entry: dict) -> Path:
     return zoo
 
 
+def write_litert(landmarker, weights_file: Path) -> dict:
+    """Export ``landmarker``'s LiteRT form beside ``weights_file`` (same stem, ``.tflite``; float32 compute, dynamic
+    batch: lmkzoo.export.cache.EXPORT_VARIANT) and return its zoo.yaml ``litert`` entry."""
+    from lmkzoo import hub
+
+    target = weights_file.with_name(weights_file.name.replace(".weights.h5", ".tflite"))
+    for old in target.parent.glob(f"{landmarker.spec.name}-*.tflite"):
+        old.unlink()
+    landmarker.export(target, format="tflite", batch_size=None)
+    return {"file": f"weights/{target.name}", "sha256": hub.sha256_file(target)}
+
+
+def litert_only(name: str) -> int:
+    """Rewrite the packaged LiteRT form of shipped weights and its ``litert:`` line in their zoo.yaml block."""
+    import re
+
+    import lmkzoo
+    from lmkzoo.registry import get_spec
+    from lmkzoo.tasks.loader import packaged_weights_path
+
+    spec = get_spec(name)
+    if spec.weights is None or not spec.weights.file:
+        raise SystemExit(f"{spec.name} has no weights shipped in the package")
+    entry = write_litert(lmkzoo.load(spec.name, runtime="keras"), packaged_weights_path(spec))
+    zoo = ROOT / "zoo.yaml"
+    src = zoo.read_text()
+    a, b = src.find(f"# BEGIN weights {spec.name} "), src.find(f"# END weights {spec.name}\n")
+    if a < 0 or b < a:
+        raise SystemExit(f"zoo.yaml has no '# BEGIN weights {spec.name}' block")
+    block = re.sub(r"\n( +)litert: .*", "", src[a:b])
+    block = re.sub(r"\n( +)file: (weights/.*)", lambda m: f"{m.group(0)}\n{m.group(1)}litert: {{file: {entry['file']}, "
+                   f"sha256: {entry['sha256']}}}", block, count=1)
+    zoo.write_text(src[:a] + block + src[b:])
+    print(f"wrote {ROOT / 'lmkzoo' / entry['file']} and its zoo.yaml line", file=sys.stderr)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", help="training run folder (lmkzoo train --out, or tools/train_default_model.py --out)")
+    ap.add_argument("run", nargs="?", help="training run folder (lmkzoo train --out, or tools/train_default_model.py --out)")
     ap.add_argument("--name", required=True, help="zoo arch.tag the run trained")
-    ap.add_argument("--data", required=True, choices=sorted(DATA), help="what it was trained on (card lineage)")
+    ap.add_argument("--data", choices=sorted(DATA), help="what it was trained on (card lineage; required with RUN)")
+    ap.add_argument("--litert", action="store_true", help="ship the LiteRT form too (always for the zoo's default)")
+    ap.add_argument("--litert-only", action="store_true", help="only (re)write the LiteRT form of shipped weights")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--data-dir", default=None, help="TFDS data dir (300-W is built there from --shared if needed)")
     ap.add_argument("--command", help="the command that trained it (default: the run's config)")
     ap.add_argument("--notes", help="card notes (how it differs from the paper, ...)")
     ap.add_argument("--write-zoo", action="store_true", help="write the tag's block in zoo.yaml")
     args = ap.parse_args(argv)
+    if args.litert_only:
+        return litert_only(args.name)
+    if not args.run or not args.data:
+        ap.error("RUN and --data are required (unless --litert-only)")
 
     import lmkzoo
     from lmkzoo import hub
-    from lmkzoo.registry import get_spec, validate_weights_entry
+    from lmkzoo.registry import default_model_name, get_spec, validate_weights_entry
     from lmkzoo.tasks.landmarker import Landmarker
     from lmkzoo.tasks.loader import build_network
 
@@ -215,6 +264,8 @@ def main(argv=None):
                          if k in config})
     if args.notes:
         entry["notes"] = args.notes
+    if args.litert or spec.name == default_model_name():
+        entry["litert"] = write_litert(Landmarker(spec, net16), final)
     validate_weights_entry(entry, where=f"{spec.name}.weights")
     print(json.dumps({"file": str(final), "bytes": final.stat().st_size, "metrics": metrics}, indent=1), file=sys.stderr)
     if args.write_zoo:

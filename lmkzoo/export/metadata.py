@@ -73,10 +73,12 @@ def make_metadata(spec, *, outputs, with_affine: bool, fmt: str, quantize: str |
 
 # ------------------------------------------------------------------------------------------------ TFLite
 def _schema():
+    """The TFLite flatbuffer schema: LiteRT's copy (reading a file must not import TensorFlow), TensorFlow's where
+    ai-edge-litert is not installed."""
     try:
-        from tensorflow.lite.python import schema_py_generated as schema
-    except ImportError:  # a runtime-only install (ai-edge-litert without TensorFlow)
         from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - ai-edge-litert is a dependency
+        from tensorflow.lite.python import schema_py_generated as schema
     return schema
 
 

@@ -9,6 +9,7 @@ the family has them, back to the image with the inverse crop transform.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import numpy as np
@@ -111,33 +112,60 @@ class KerasRunner:
 class Landmarker:
     """A zoo model ready for inference. Build it with :func:`lmkzoo.load`.
 
+    Every runtime is safe to call from many threads at once (results equal serial calls): the LiteRT runner
+    and the built-in detector give each concurrent call an interpreter of its own, ONNX Runtime sessions and
+    the Keras ``tf.function`` are thread-safe.
+
     Attributes:
         spec: the :class:`~lmkzoo.registry.ModelSpec`.
-        network: the ``keras.Model`` (normalised crop → raw outputs) for training and fine-tuning (Keras
-            runtime only).
+        network: the ``keras.Model`` (normalised crop → raw outputs) for training and fine-tuning. A Landmarker
+            that runs on LiteRT builds it on first access (that imports Keras and TensorFlow); a Landmarker over
+            an exported file alone has none.
         scheme: the :class:`~lmkzoo.schemes.Scheme` of its points.
     """
 
-    def __init__(self, spec, network=None, *, runner=None, batch_size: int = 16):
+    def __init__(self, spec, network=None, *, runner=None, batch_size: int = 16, network_factory=None):
+        import threading
+
         self.spec = spec
-        self.network = network
+        self._network = network
+        self._network_factory = network_factory
         self.scheme = schemes.get(spec.scheme)
         self.batch_size = int(batch_size)
         self._runner = runner
         self._detector = None
+        self._lock = threading.RLock()  # lazy members (network, Keras runner) are built once, whatever the threads
 
     # ------------------------------------------------------------------------------------------ runtime
     @property
+    def network(self):
+        """The Keras network, built (and its weights loaded) on first access where this Landmarker runs on an
+        exported form of it; None for a Landmarker over an exported file alone."""
+        if self._network is None and self._network_factory is not None:
+            with self._lock:
+                if self._network is None:
+                    self._network = self._network_factory()
+        return self._network
+
+    @network.setter
+    def network(self, value):
+        self._network = value
+
+    @property
     def runner(self):
+        """What runs the serving graph: a LiteRT / ONNX Runtime runner, or the Keras one (built on first use)."""
         if self._runner is None:
-            if self.network is None:
-                raise InvalidArgumentError("this Landmarker has neither a network nor a runtime")
-            self._runner = KerasRunner(self.serving_model())
+            with self._lock:
+                if self._runner is None:
+                    if self.network is None:
+                        raise InvalidArgumentError("this Landmarker has neither a network nor a runtime")
+                    self._runner = KerasRunner(self.serving_model())
         return self._runner
 
     @property
     def runtime(self) -> str:
-        return getattr(self.runner, "runtime", "keras")
+        """``"tflite"``, ``"onnx"`` or ``"keras"``."""
+        return getattr(self._runner, "runtime", "keras") if self._runner is not None else "keras"
 
     def serving_model(self, *, with_affine: bool = False):
         """The serving ``keras.Model`` (uint8 crop [+ crop→image affine] → decoded landmarks)."""
@@ -234,25 +262,28 @@ class Landmarker:
     def _cut(self, images, faces_per_image):
         """Crops of every face under the model's crop policy: ``(crops (N, H, W, 3) uint8, affines (N, 2, 3)
         image → crop, owners (image index per crop), boxes)``."""
-        crops, affines, owners, boxes = [], [], [], []
         w, h = self.input_size
-        for idx, (img, faces) in enumerate(zip(images, faces_per_image)):
-            ih, iw = img.shape[:2]
-            for box, fp in faces:
-                m = crop_affine(self.spec.crop, (w, h), box=box, five_points=fp, image_size=(iw, ih))
-                crops.append(geometry.warp_affine(img, m, (w, h)))
-                affines.append(m)
-                owners.append(idx)
-                boxes.append(np.asarray(box, dtype=np.float64))
-        stacked = np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)
-        return stacked, affines, owners, boxes
+        owners = [idx for idx, faces in enumerate(faces_per_image) for _ in faces]
+        boxes = [np.asarray(box, dtype=np.float64) for faces in faces_per_image for box, _ in faces]
+        if not owners:
+            return np.zeros((0, h, w, 3), np.uint8), np.zeros((0, 2, 3)), owners, boxes
+        if self.spec.crop.get("policy", "box") == "box":  # every face's affine in one vectorised step
+            affines = crop_affine(self.spec.crop, (w, h), box=np.stack(boxes))
+        else:
+            affines = np.stack([
+                crop_affine(self.spec.crop, (w, h), box=box, five_points=fp, image_size=images[idx].shape[1::-1])
+                for idx, faces in enumerate(faces_per_image) for box, fp in faces])
+        crops = np.empty((len(owners), h, w, 3), np.uint8)
+        for i, (idx, m) in enumerate(zip(owners, affines)):
+            crops[i] = geometry.warp_affine(images[idx], m, (w, h))
+        return crops, affines, owners, boxes
 
     def crops(self, images, *, boxes=None, five_points=None, detector="default"):
         """The network inputs ``predict`` would cut: uint8 ``(N, H, W, 3)`` crops of every face found, and their
         ``(N, 2, 3)`` image → crop affines (e.g. calibration data for an int8 export)."""
         imgs, faces = self._faces(images, boxes, five_points, detector, require_face=False)[:2]
         crops, affines = self._cut(imgs, faces)[:2]
-        return crops, (np.stack(affines) if affines else np.zeros((0, 2, 3)))
+        return crops, affines
 
     #: network outputs that are per-landmark maps (heatmap-based families, PIPNet), in order of preference
     _MAP_OUTPUTS = ("heatmaps", "scores")
@@ -289,7 +320,7 @@ class Landmarker:
         if not len(batch):
             return results
         out = self._run_flip(batch) if flip_test else self._run(batch)
-        inv = geometry.invert_affine(np.stack(affines))
+        inv = geometry.invert_affine(affines)
         pts = geometry.apply_affine(out["landmarks"].astype(np.float64), inv)
         cov = out.get("covariance")
         if cov is not None:
@@ -413,8 +444,15 @@ class Landmarker:
             return list(arg)
 
         bx, fps = per_image(boxes, "boxes"), per_image(five_points, "five_points")
-        faces = [self._faces_for_image(img, b, f, detector, "" if single else f" of image {i}")
-                 for i, (img, b, f) in enumerate(zip(imgs, bx, fps))]
+        jobs = [(img, b, f, detector, "" if single else f" of image {i}") for i, (img, b, f) in enumerate(zip(imgs, bx, fps))]
+        detecting = detector is not None and any(b is None and f is None for _, b, f, _, _ in jobs)
+        if detecting and len(jobs) > 1:  # the detector on a few images at once (thread-safe, LiteRT releases the GIL)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(len(jobs), os.cpu_count() or 1, 4)) as pool:
+                faces = list(pool.map(lambda job: self._faces_for_image(*job), jobs))
+        else:
+            faces = [self._faces_for_image(*job) for job in jobs]
         if require_face:
             empty = [i for i, f in enumerate(faces) if not f]
             if empty:
@@ -425,7 +463,8 @@ class Landmarker:
 
     # ------------------------------------------------------------------------------------------ export
     def export(self, path, format: str = "tflite", *, quantize: str | None = None, representative_data=None,
-               with_affine: bool = False, batch_size: int | None = None, data_dir=None, num_calibration: int = 128):
+               with_affine: bool = False, batch_size: int | None | str = "auto", data_dir=None,
+               num_calibration: int = 128):
         """Export the serving graph (uint8 crop → landmarks, scores[, covariance], decoding included).
 
         Args:
@@ -435,8 +474,9 @@ class Landmarker:
             representative_data: int8 calibration data: uint8 crops ``(N, H, W, 3)``, a folder of images (faces
                 found by the detector), a list of images, or a TFDS split ``"name[/config][:split]"``.
             with_affine: the graph also takes ``crop_to_image`` ``(B, 2, 3)`` and returns image pixels.
-            batch_size: ``None`` (dynamic batch, for CPU runtimes) or a fixed batch; GPU delegates need a fixed
-                one (``batch_size=1`` for a phone).
+            batch_size: ``"auto"`` (the default): a fixed batch of 1 for TFLite, the file a phone's GPU delegate
+                takes as it is, and a dynamic batch for ONNX and SavedModel; ``None``: a dynamic batch (CPU runtimes
+                batch many crops per call); or a fixed batch size.
             num_calibration: at most this many calibration crops.
         Returns:
             the written path. The file carries its metadata (scheme, landmark names, input contract, outputs).
@@ -454,6 +494,11 @@ class Landmarker:
         if self.network is None:
             raise InvalidArgumentError(f"a {self.runtime} Landmarker cannot be exported again; export from the Keras model "
                                        f"(lmkzoo.load({self.spec.name!r}))")
+        if isinstance(batch_size, str) and batch_size == "auto":
+            batch_size = 1 if format == "tflite" else None
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size < 1):
+            raise InvalidArgumentError(f"batch_size must be 'auto', None (dynamic) or a positive integer; got {batch_size!r}")
         path = Path(path)
         if path.is_dir() and format != "saved_model":
             raise InvalidArgumentError(f"the export path {path} is a folder; a {format} export is one file: give a file "

@@ -6,13 +6,26 @@ import os
 import zipfile
 from pathlib import Path
 
-from lmkzoo.errors import CheckpointMismatchError, ChecksumMismatchError, InvalidArgumentError, WeightsUnavailableError
-from lmkzoo.hub import sha256_file
+from lmkzoo.errors import (
+    CheckpointMismatchError,
+    ChecksumMismatchError,
+    InvalidArgumentError,
+    LmkzooError,
+    WeightsUnavailableError,
+)
 from lmkzoo.registry import ModelSpec, default_model_name, get_spec
+from lmkzoo.tasks.landmarker import Landmarker
 
 __all__ = ["load", "build_network", "sha256_file", "packaged_weights_path", "spec_from_network"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def sha256_file(path) -> str:
+    """SHA-256 of a file (:func:`lmkzoo.hub.sha256_file`; the hub, and its network modules, load on first use)."""
+    from lmkzoo.hub import sha256_file as sha
+
+    return sha(path)
 
 
 def build_network(spec: ModelSpec, **overrides):
@@ -81,22 +94,26 @@ def _load_keras_file(path: Path):
         raise InvalidArgumentError(f"cannot load {path} (Keras safe mode): {e}") from None
 
 
-def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime: str = "keras",
+def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime: str = "auto",
          sha256: str | None = None, builder: dict | None = None, **kwargs):
     """Load a landmark model.
 
     Args:
         name: ``arch[.tag]`` from zoo.yaml; ``None`` for the embedded default model (offline); or the path of
-            a ``.keras`` file written by lmkzoo.
+            a ``.keras`` file written by lmkzoo, or of a ``.tflite`` / ``.onnx`` file exported by lmkzoo.
         weights: ``"pretrained"`` (the zoo file: verified download into the cache, see :func:`lmkzoo.hub.fetch`,
             or the packaged file), ``None`` (random initialisation), a local ``.weights.h5`` / ``.keras`` path
             (a ``.keras`` file loads in Keras safe mode), or an ``http(s)://`` / ``file://`` URL. A URL needs a
             SHA-256, as ``sha256=`` or a ``#sha256=<hex>`` URL fragment: lmkzoo never loads a download it
             cannot verify (download it yourself and pass the path to skip verification).
-        runtime: ``"keras"``, ``"tflite"`` (LiteRT, XNNPACK) or ``"onnx"`` (ONNX Runtime): the same Landmarker API
-            on each. A zoo name on another runtime is exported once and cached (``$LMKZOO_HOME/exports``); a
-            ``.tflite`` / ``.onnx`` path loads that file (its metadata carries the model's spec). ``num_threads=``
-            sets the CPU threads of those runtimes.
+        runtime: ``"auto"`` (the default): LiteRT (XNNPACK) for published weights, from the LiteRT file shipped in
+            the package (the embedded default model) or exported once and cached (``$LMKZOO_HOME/exports``, keyed
+            by the weights' SHA-256; see :mod:`lmkzoo.export.cache`), so that predicting imports neither TensorFlow
+            nor Keras; Keras for random, local or URL weights, ``builder=`` overrides and ``.keras`` files.
+            ``"keras"``, ``"tflite"`` or ``"onnx"`` (ONNX Runtime) choose one: the same Landmarker API and results
+            (within float32 tolerance) on each. A ``.tflite`` / ``.onnx`` path loads that file (its metadata
+            carries the model's spec). ``num_threads=`` sets the CPU threads of LiteRT and ONNX Runtime. On every
+            runtime ``Landmarker.network`` is the Keras network (built on first access where it runs elsewhere).
         sha256: the expected SHA-256 of a ``weights`` URL or local path (a local file is checked when given).
         builder: overrides of the zoo entry's ``builder`` arguments, e.g. ``{"num_stacks": 2}`` for ``uglli_hg``,
             passed to the family's builder (unknown keys raise :class:`~lmkzoo.errors.InvalidArgumentError`). The
@@ -122,19 +139,24 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
         from lmkzoo.export.runtimes import load_exported
 
         suffix = Path(os.fspath(name)).suffix
-        if runtime not in ("keras", suffix[1:]):
+        if runtime not in ("auto", "keras", suffix[1:]):
             raise InvalidArgumentError(f"{name} is a {suffix} file; it runs on runtime={suffix[1:]!r}, not {runtime!r}")
         if weights != "pretrained" or sha256 is not None:
             raise InvalidArgumentError(f"{name} is an exported model with its weights inside; do not pass weights= or sha256=")
         return load_exported(name, **kwargs)
-    if runtime != "keras":
-        num_threads = kwargs.pop("num_threads", None)
-        keras_lm = load(name, weights=weights, sha256=sha256, builder=builder or None)
-        return _exported_landmarker(keras_lm, runtime, weights, num_threads=num_threads, **kwargs)
     if name is None:
         name = default_model_name()
         if name is None:
             raise WeightsUnavailableError("this lmkzoo build has no embedded default model; pass a zoo name")
+    if runtime != "keras" and not model_file and weights == "pretrained" and sha256 is None and not builder:
+        spec = get_spec(name)
+        if spec.weights is not None:
+            return _published_on_runtime(spec, "tflite" if runtime == "auto" else runtime, strict=runtime != "auto",
+                                         **kwargs)
+    num_threads = kwargs.pop("num_threads", None)
+    if runtime in ("tflite", "onnx"):
+        keras_lm = load(name, weights=weights, runtime="keras", sha256=sha256, builder=builder or None, **kwargs)
+        return _exported_landmarker(keras_lm, runtime, num_threads=num_threads, **kwargs)
     path = Path(os.fspath(name))
     if isinstance(name, os.PathLike) or (isinstance(name, str) and name.endswith(".keras")):
         if not path.exists():
@@ -202,6 +224,40 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
     return Landmarker(spec, network, **kwargs)
 
 
+def _published_on_runtime(spec: ModelSpec, runtime: str, *, strict: bool, num_threads: int | None = None, **kwargs):
+    """A Landmarker running ``spec``'s published weights on ``runtime`` (``tflite`` / ``onnx``) from the packaged
+    or cached export (built now if neither exists, :mod:`lmkzoo.export.cache`); its ``network`` is built on first
+    access. ``strict=False`` (``runtime="auto"``) falls back to the Keras runtime, with a warning, when the export
+    cannot be built."""
+    from lmkzoo.export import cache
+    from lmkzoo.export.runtimes import ONNXRunner, TFLiteRunner
+
+    keras_lm = None
+
+    def network():
+        return (keras_lm or load(spec.name, runtime="keras")).network
+
+    path = cache.packaged_litert(spec) if runtime == "tflite" else None
+    if path is None:
+        def build(target):
+            nonlocal keras_lm
+            keras_lm = keras_lm or load(spec.name, runtime="keras", **kwargs)
+            return keras_lm.export(target, format=runtime, batch_size=None)
+
+        try:
+            path = cache.cached_export(spec, runtime, build)
+        except (ImportError, RuntimeError, ValueError, OSError) as e:
+            if strict or isinstance(e, LmkzooError):
+                raise
+            import warnings
+
+            warnings.warn(f"{spec.name}: no LiteRT form could be built ({type(e).__name__}: {e}); running on Keras",
+                          RuntimeWarning, stacklevel=3)
+            return keras_lm or load(spec.name, runtime="keras", **kwargs)
+    runner = (TFLiteRunner if runtime == "tflite" else ONNXRunner)(path, num_threads=num_threads)
+    return Landmarker(spec, None, runner=runner, network_factory=network, **kwargs)
+
+
 def _build_with(spec: ModelSpec, builder: dict):
     """:func:`build_network` with ``builder`` overrides, recorded in ``network.zoo_spec["builder"]``."""
     network = build_network(spec, **builder)
@@ -210,25 +266,18 @@ def _build_with(spec: ModelSpec, builder: dict):
     return network
 
 
-def _exported_landmarker(keras_lm, runtime: str, weights, *, num_threads=None, **kwargs):
-    """``keras_lm`` exported to ``runtime`` (``tflite`` / ``onnx``) and loaded on it. Exports of published or
-    packaged weights are cached under ``$LMKZOO_HOME/exports`` (keyed by the weights' SHA-256 and the lmkzoo
-    version); exports of random or local weights go to a temporary folder."""
+def _exported_landmarker(keras_lm, runtime: str, *, num_threads=None, **kwargs):
+    """``keras_lm`` (random, local or URL weights) exported to ``runtime`` (``tflite`` / ``onnx``) in a temporary
+    folder and loaded on it, its Keras network kept as ``.network``."""
     import tempfile
 
-    from lmkzoo import __version__, hub
     from lmkzoo.export.runtimes import load_exported
 
-    suffix = "." + runtime
-    w = keras_lm.spec.weights
-    if weights == "pretrained" and w is not None:
-        path = hub.home() / "exports" / f"{keras_lm.spec.name}-{w.sha256[:12]}-{__version__}{suffix}"
-        if not path.is_file():
-            keras_lm.export(path, format=runtime)
-    else:
-        path = Path(tempfile.mkdtemp(prefix="lmkzoo-export-")) / f"{keras_lm.spec.name}{suffix}"
-        keras_lm.export(path, format=runtime)
-    return load_exported(path, num_threads=num_threads, **kwargs)
+    path = Path(tempfile.mkdtemp(prefix="lmkzoo-export-")) / f"{keras_lm.spec.name}.{runtime}"
+    keras_lm.export(path, format=runtime, batch_size=None)
+    lm = load_exported(path, num_threads=num_threads, **kwargs)
+    lm.network = keras_lm.network
+    return lm
 
 
 def _num_points(spec: ModelSpec) -> int:
