@@ -124,6 +124,32 @@ def score(lm, shared: Path, data_dir) -> dict:
     return out
 
 
+def validation_covariance_scale(lm, data_dir) -> dict:
+    """For a model that predicts covariances: the one factor that calibrates them, fitted on the 300-W selection
+    slice (``train[90%:]``, never the test set) with the annotation boxes, and the slice's coverage before it."""
+    import tensorflow_datasets as tfds
+
+    from lmkzoo import schemes
+    from lmkzoo.data.pipeline import load_tfds
+    from lmkzoo.metrics.uncertainty import ellipse_coverage, fit_covariance_scale
+
+    scheme = schemes.get(lm.spec.scheme)
+    aligned = lm.spec.crop.get("policy", "box") != "box"
+    pred, cov, gt = [], [], []
+    for ex in tfds.as_numpy(load_tfds("ibug_300w", "train[90%:]", data_dir=data_dir)):
+        kw = {"five_points": [scheme.five_points(ex["landmarks"])]} if aligned else {"boxes": [ex["bbox"]]}
+        (face,) = lm.predict(ex["image"], **kw)
+        if face.covariance is None:
+            return {}
+        pred.append(face.points)
+        cov.append(face.covariance)
+        gt.append(ex["landmarks"])
+    pred, cov, gt = np.stack(pred), np.stack(cov), np.stack(gt)
+    before = ellipse_coverage(pred, gt, cov)
+    return {"covariance_scale": round(fit_covariance_scale(pred, gt, cov), 4),
+            "validation_coverage_2sigma_uncalibrated": round(100 * before["coverage_2sigma"], 2)}
+
+
 def write_zoo(name: str, builder: dict, entry: dict) -> Path:
     """Replace the block between ``# BEGIN weights NAME`` and ``# END weights NAME`` in zoo.yaml with the tag: its
     current keys, ``builder`` merged with the weights' overrides, and ``weights``."""
@@ -241,12 +267,20 @@ def main(argv=None):
         shutil.copyfile(half, final)
     net16 = build_network(spec, **overrides)
     net16.load_weights(str(final))
+    calibration = validation_covariance_scale(Landmarker(spec, net16), args.data_dir)
+    if calibration:  # the factor lives in the tag's builder: every runtime's decode applies it
+        overrides["covariance_scale"] = calibration["covariance_scale"]
+        net16 = build_network(spec, **overrides)
+        net16.load_weights(str(final))
     x = np.random.default_rng(0).normal(size=(2, *spec.input_size[::-1], 3)).astype(np.float32)
     a, b = net32.codec(net32(x)), net16.codec(net16(x))
     drift = float(np.abs(np.asarray(a["landmarks"]) - np.asarray(b["landmarks"])).max() / max(spec.input_size))
     metrics = score(Landmarker(spec, net16), shared, args.data_dir)
     if history.get("val_nme"):
         metrics["300w_validation_nme_selection_slice"] = round(100 * history["val_nme"][-1], 3)
+    if calibration:
+        metrics["covariance_scale_fitted_on_selection_slice"] = calibration["covariance_scale"]
+        metrics["300w_validation_coverage_2sigma_uncalibrated"] = calibration["validation_coverage_2sigma_uncalibrated"]
     epochs, secs = config.get("epochs"), history.get("train_seconds", 0)
     init = config.get("backbone_init") or {}
     start = (IMAGENET if init.get("imagenet") else f"fine-tuned from {init['weights']}" if init.get("weights")

@@ -17,7 +17,20 @@ from keras import ops
 
 from lmkzoo.errors import InvalidArgumentError
 
-__all__ = ["LandmarkCodec", "one_hot_cells", "gather_cells", "first_max_cells"]
+__all__ = ["LandmarkCodec", "one_hot_cells", "gather_cells", "first_max_cells", "check_covariance_scale"]
+
+
+def check_covariance_scale(value) -> float:
+    """A covariance calibration factor (codecs that decode a covariance multiply it by this, in decode only):
+    a finite number > 0, fitted on a validation set so that the predicted ellipses hold the share of points a
+    Gaussian's do (:func:`lmkzoo.metrics.uncertainty.fit_covariance_scale`)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (np.isfinite(v) and v > 0):
+        raise InvalidArgumentError(f"covariance_scale must be a finite number > 0; got {value!r}")
+    return v
 
 
 class LandmarkCodec(keras.layers.Layer):

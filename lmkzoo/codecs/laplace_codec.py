@@ -28,7 +28,7 @@ import numpy as np
 from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
-from lmkzoo.codecs.base import LandmarkCodec
+from lmkzoo.codecs.base import LandmarkCodec, check_covariance_scale
 from lmkzoo.errors import InvalidArgumentError
 from lmkzoo.models.layers.soft_argmax import grid_centers, soft_argmax, soft_argmax_scale, spatial_softmax
 
@@ -58,7 +58,7 @@ class LaplaceCodec(LandmarkCodec):
     output_keys = ("heatmaps",)
 
     def __init__(self, num_points, input_size=(80, 80), heatmap_size=None, beta: float = 1.0,
-                 target_scale: float = 1.0, **kwargs):
+                 target_scale: float = 1.0, covariance_scale: float = 1.0, **kwargs):
         super().__init__(num_points=num_points, input_size=_size(input_size, "input_size"), **kwargs)
         self.heatmap_size = self.input_size if heatmap_size is None else _size(heatmap_size, "heatmap_size")
         if not float(beta) > 0:
@@ -67,6 +67,7 @@ class LaplaceCodec(LandmarkCodec):
             raise InvalidArgumentError(f"target_scale must be > 0 heatmap pixels; got {target_scale!r}")
         self.beta = float(beta)
         self.target_scale = float(target_scale)
+        self.covariance_scale = check_covariance_scale(covariance_scale)
         (w, h), (hw, hh) = self.input_size, self.heatmap_size
         #: crop pixels per heatmap pixel, per axis
         self.stride = (w / hw, h / hh)
@@ -95,7 +96,8 @@ class LaplaceCodec(LandmarkCodec):
         probs, mean, scale = self.moments(heatmaps, alpha=1)
         s = ops.convert_to_tensor(np.array(self.stride, dtype="float32").reshape(1, 1, 2), dtype=mean.dtype)
         landmarks = mean * s
-        scale_px = scale * s
+        # the calibration factor multiplies the covariance, so the Laplace scale b by its square root
+        scale_px = scale * (s * np.float32(np.sqrt(self.covariance_scale)) if self.covariance_scale != 1.0 else s)
         var = 2.0 * scale_px * scale_px  # variance of Laplace(0, b) is 2 b² (MUL, not SQUARE, for the GPU delegate)
         vx, vy = ops.split(var, 2, axis=-1)
         zero = vx * 0.0
@@ -129,5 +131,6 @@ class LaplaceCodec(LandmarkCodec):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"heatmap_size": list(self.heatmap_size), "beta": self.beta, "target_scale": self.target_scale})
+        config.update({"heatmap_size": list(self.heatmap_size), "beta": self.beta, "target_scale": self.target_scale,
+                       "covariance_scale": self.covariance_scale})
         return config

@@ -34,7 +34,7 @@ import numpy as np
 from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
-from lmkzoo.codecs.base import LandmarkCodec
+from lmkzoo.codecs.base import LandmarkCodec, check_covariance_scale
 from lmkzoo.errors import InvalidArgumentError
 
 __all__ = ["UGLLICodec", "MEAN_ESTIMATORS", "HEATMAP_EPSILON", "spatial_mean", "heatmap_peak", "cholesky_to_covariance"]
@@ -131,9 +131,10 @@ class UGLLICodec(LandmarkCodec):
     output_keys = ("heatmaps", "cholesky")
 
     def __init__(self, num_points, input_size=(256, 256), heatmap_size=None, mean_estimator: str = "relu",
-                 temperature: float = 0.02, **kwargs):
+                 temperature: float = 0.02, covariance_scale: float = 1.0, **kwargs):
         super().__init__(num_points=num_points, input_size=input_size, **kwargs)
         _check_estimator(mean_estimator, temperature)
+        self.covariance_scale = check_covariance_scale(covariance_scale)
         w, h = self.input_size
         if heatmap_size is None:
             if w % 4 or h % 4:
@@ -147,7 +148,8 @@ class UGLLICodec(LandmarkCodec):
         self.mean_estimator = str(mean_estimator)
         self.temperature = float(temperature)
         sx, sy = self.stride
-        self._cov_scale = np.array([[sx * sx, sx * sy], [sx * sy, sy * sy]], np.float32)
+        # heatmap → crop pixels², times the calibration factor (applied in decode only: the loss sees the raw Σ)
+        self._cov_scale = np.array([[sx * sx, sx * sy], [sx * sy, sy * sy]], np.float32) * self.covariance_scale
 
     # ------------------------------------------------------------------------------------------ encode (tf)
     def encode(self, landmarks, visible=None):
@@ -178,5 +180,5 @@ class UGLLICodec(LandmarkCodec):
     def get_config(self):
         config = super().get_config()
         config.update({"heatmap_size": list(self.heatmap_size), "mean_estimator": self.mean_estimator,
-                       "temperature": self.temperature})
+                       "temperature": self.temperature, "covariance_scale": self.covariance_scale})
         return config

@@ -30,6 +30,7 @@ class LaplaceKLFamily(Family):
         "negative_slope": 0.2,
         "beta": 1.0,  # softmax temperature of Eq. 2
         "target_scale": 1.0,  # b of the target Laplace(s, b), heatmap pixels
+        "covariance_scale": 1.0,  # calibration of the decoded Σ (fitted on a validation set when weights ship)
     }
     augment_preset = "laplacekl"
 
@@ -38,7 +39,8 @@ class LaplaceKLFamily(Family):
 
         args = self.builder_args(spec, **overrides)
         k = schemes.get(spec.scheme).num_points
-        return LaplaceCodec(k, spec.input_size, beta=args["beta"], target_scale=args["target_scale"], name="laplace_codec")
+        return LaplaceCodec(k, spec.input_size, beta=args["beta"], target_scale=args["target_scale"],
+                            covariance_scale=args["covariance_scale"], name="laplace_codec")
 
     def build_network(self, spec, **overrides):
         from lmkzoo.models.laplacekl import RCN

@@ -20,6 +20,7 @@ class UGLLIFamily(Family):
         "order": 1,
         "mean_estimator": "relu",  # relu | softmax | tau_softmax | direct (Table 3 ablations)
         "temperature": 0.02,
+        "covariance_scale": 1.0,  # calibration of the decoded Σ (fitted on a validation set when weights ship)
     }
     augment_preset = "uglli"
 
@@ -29,7 +30,7 @@ class UGLLIFamily(Family):
 
         args = self.builder_args(spec, **overrides)
         return UGLLICodec(schemes.get(spec.scheme).num_points, spec.input_size, mean_estimator=args["mean_estimator"],
-                          temperature=args["temperature"], name="uglli_codec")
+                          temperature=args["temperature"], covariance_scale=args["covariance_scale"], name="uglli_codec")
 
     def build_network(self, spec, **overrides):
         from lmkzoo.models.uglli import UGLLI
