@@ -174,7 +174,6 @@ def evaluate(model, data: str, *, data_dir=None, manual_dir=None, norm: str | No
     name, split = parse_data(data)
     if boxes not in _BOX_WORDS:
         raise InvalidArgumentError(f"boxes must be one of {sorted(_BOX_WORDS)}; got {boxes!r}")
-    source = load_tfds(name, split, data_dir=data_dir, manual_dir=manual_dir)  # before the model: a wrong name fails fast
     lm = model if isinstance(model, Landmarker) else (
         lmkzoo.load(model, runtime=runtime) if str(model).endswith((".keras", ".tflite", ".onnx"))
         else lmkzoo.load(model, weights=weights, runtime=runtime))
@@ -184,6 +183,7 @@ def evaluate(model, data: str, *, data_dir=None, manual_dir=None, norm: str | No
 
     from lmkzoo import schemes
 
+    source = load_tfds(name, split, data_dir=data_dir, manual_dir=manual_dir)  # unknown names, configs, splits named
     if max_faces:
         source = source.take(int(max_faces))
     spec = lm.spec

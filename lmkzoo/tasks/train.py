@@ -210,14 +210,14 @@ def _train_val_sources(data, train_split, val_split, data_dir, manual_dir):
 
 def check_run_args(**values):
     """Refuse run settings that cannot train: ``epochs``, ``batch_size``, ``steps_per_epoch``, ``eval_every`` must be
-    positive integers and ``learning_rate`` a positive finite number (``None``: the recipe's value)."""
+    positive integers and ``learning_rate`` a finite number >= 0 (0 trains nothing; ``None``: the recipe's value)."""
     for key, value in values.items():
         if value is None:
             continue
         if key == "learning_rate":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
             if not ok:
-                raise InvalidArgumentError(f"learning_rate must be a positive number; got {value!r}")
+                raise InvalidArgumentError(f"learning_rate must be a finite number >= 0; got {value!r}")
         elif isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidArgumentError(f"{key} must be a positive integer; got {value!r}")
 
