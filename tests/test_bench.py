@@ -46,4 +46,4 @@ def test_cli_bench_help_and_bad_lists():
     assert r.returncode == 0 and "--quantize" in r.stdout and "example" in r.stdout
     r = subprocess.run([sys.executable, "-m", "lmkzoo.cli", "bench", "pipnet_r18", "--batch", "1,x"],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "comma-separated list of int" in r.stderr
+    assert r.returncode == 2 and "comma-separated list of a positive integer" in r.stderr

@@ -111,7 +111,7 @@ def test_data_show_renders_flipped_points_on_the_face(tmp_path, capsys):
 def test_data_show_user_errors_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lmkzoo.cli", "data", "show", "wflw", "--data-dir", str(tmp_path),
                         "--out", str(tmp_path / "g.png")], capture_output=True, text=True)
-    assert r.returncode == 2 and "not prepared" in r.stderr and "--manual-dir" in r.stderr
+    assert r.returncode == 2 and "is not built" in r.stderr and "--manual-dir" in r.stderr
     assert "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "lmkzoo.cli", "data", "show", "no_such_set", "--data-dir", str(tmp_path)],
                        capture_output=True, text=True)
