@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from lmkzoo.errors import CheckpointMismatchError, StorageError
-from lmkzoo.hub import sha256_file
+from lmkzoo.hub import _fsync_dir, sha256_file
 
 __all__ = ["TrainingBackup", "ResumeState", "has_resume_state"]
 
@@ -62,19 +62,6 @@ def has_resume_state(folder) -> bool:
 
 def _seed_variables(model):
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
-
-
-def _fsync_dir(folder: Path):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _state_epoch(path: Path) -> int | None:
