@@ -104,7 +104,6 @@ def worker_detector(paths: list[str], rounds: int = 3) -> dict:
 
 
 def worker_predict_vs_graph(iters: int = 300) -> dict:
-    import numpy as np
 
     import lmkzoo
     from lmkzoo.image_io import read_image
@@ -114,16 +113,10 @@ def worker_predict_vs_graph(iters: int = 300) -> dict:
     box = lm.predict(img)[0].box
     crop = lm.crops(img, boxes=[box])[0]
     fns = {"graph": lambda: lm.runner(crop), "predict": lambda: lm.predict(img, boxes=[box])}
-    for f in fns.values():
-        for _ in range(20):
-            f()
-    times = {k: [] for k in fns}
-    for _ in range(iters):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
-    out = {k: round(1e3 * float(np.median(v)), 4) for k, v in times.items()}
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from profiles import _interleaved  # the same interleaved timer as the predict-overhead profile
+
+    out = _interleaved(fns, iters, warmup=20)
     out["ratio"] = round(out["predict"] / out["graph"], 3)
     out["runtime"] = lm.runtime
     return out
