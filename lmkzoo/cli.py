@@ -304,8 +304,9 @@ def _parse_metric(text: str):
 
 def _cmd_publish(args) -> int:
     from lmkzoo import hub
+    from lmkzoo.training import publish
 
-    res = hub.publish(
+    res = publish.publish(
         args.source, name=args.name, out_dir=args.out, url_template=args.url_template or hub.DEFAULT_URL_TEMPLATE, license=args.license,
         training_data=args.training_data, data_license=args.data_license, made_by=args.made_by,
         metrics=dict(args.metric) if args.metric else None, mirrors=args.mirror or (),
@@ -343,7 +344,7 @@ def _cmd_export(args) -> int:
 
 def _cmd_train(args) -> int:
     from lmkzoo.registry import get_spec
-    from lmkzoo.tasks.train import train
+    from lmkzoo.training.train import train
 
     try:
         overrides = json.loads(args.builder) if args.builder else None
@@ -359,7 +360,7 @@ def _cmd_train(args) -> int:
     strategy = args.strategy
     if strategy == "multi_worker":
         # TensorFlow configures the cluster only before its first op: make the strategy before any data is read
-        from lmkzoo.tasks.train import make_strategy
+        from lmkzoo.training.run import make_strategy
 
         strategy = make_strategy("multi_worker")
     _, hist = train(model, data=args.data, data_dir=args.data_dir, manual_dir=args.manual_dir,
@@ -375,7 +376,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from lmkzoo.tasks.evaluate import evaluate
+    from lmkzoo.inference.evaluate import evaluate
 
     report = evaluate(args.model, args.data, data_dir=args.data_dir, manual_dir=args.manual_dir, norm=args.norm,
                       cutoff=args.cutoff, subsets=args.subsets, flip_test=args.flip, batch_size=args.batch_size,
@@ -435,7 +436,7 @@ def _cmd_data_show(args) -> int:
 def flops_report(spec):
     """:class:`lmkzoo.flops.MacsReport` of a randomly initialised network for ``spec``."""
     from lmkzoo.flops import count_macs
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.inference.loader import build_network
 
     return count_macs(build_network(spec))
 

@@ -21,12 +21,12 @@ from lmkzoo import geometry, schemes
 from lmkzoo.codecs import HeatmapCodec
 from lmkzoo.codecs.base import first_max_cells
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
+from lmkzoo.families.base import get_family
+from lmkzoo.inference.loader import build_network
 from lmkzoo.losses import HeatmapLoss
 from lmkzoo.models.backbones import MobileNetV2Backbone
 from lmkzoo.models.heatmap import HeatmapNetwork, heatmap_stride, paper_backbone_args, parse_strategy
 from lmkzoo.registry import get_spec
-from lmkzoo.tasks.families import get_family
-from lmkzoo.tasks.loader import build_network
 
 
 # ------------------------------------------------------------------------------------------------ codec
@@ -398,7 +398,7 @@ def test_tiny_model_learns_on_lfw_teacher_labels(shared_data):
     from a random network's (~90%) to below a quarter of it and below the mean-shape predictor's."""
     from lmkzoo import metrics
     from lmkzoo.data.pipeline import make_dataset
-    from lmkzoo.tasks.train import evaluate_network
+    from lmkzoo.training.run import evaluate_network
 
     train_rows, val_rows = person_split(shared_data, 512, 64)
     train_src, train_pts = example_dataset(shared_data, train_rows)
@@ -434,9 +434,9 @@ def test_tiny_model_learns_on_lfw_teacher_labels(shared_data):
 
 @pytest.mark.slow
 def test_train_entry_point_and_keras_file_round_trip(shared_data, tmp_path):
-    """``lmkzoo.tasks.train.train`` runs the family's recipe (earp preset, heatmap loss, step schedule, 5-point
+    """``lmkzoo.training.train.train`` runs the family's recipe (earp preset, heatmap loss, step schedule, 5-point
     crops, evaluation callback) and its ``final.keras`` loads back through ``lmkzoo.load(path)``."""
-    from lmkzoo.tasks.train import train
+    from lmkzoo.training.train import train
 
     images, pts = load_faces(shared_data, teacher_rows(shared_data)[:24])
     train_src, val_src = examples(images[:16], pts[:16]), examples(images[16:], pts[16:])

@@ -13,6 +13,9 @@ from lfw_faces import check_five_point_predict_and_flip_test, example_dataset, p
 import lmkzoo
 from lmkzoo.codecs import RegressionCodec
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
+from lmkzoo.families.base import get_family
+from lmkzoo.inference.landmarker import Landmarker
+from lmkzoo.inference.loader import build_network
 from lmkzoo.losses import L1, SmoothWing, Wing
 from lmkzoo.losses.coordinate_loss import CoordinateLoss
 from lmkzoo.models.lotr import (
@@ -26,9 +29,6 @@ from lmkzoo.models.lotr import (
 )
 from lmkzoo.models.lotr.transformer import PositionalEncoding2D
 from lmkzoo.registry import get_spec
-from lmkzoo.tasks.families import get_family
-from lmkzoo.tasks.landmarker import Landmarker
-from lmkzoo.tasks.loader import build_network
 
 #: Table 3 "Params (x10^6)"
 TABLE3 = {"lotr_m": 2.81, "lotr_m_plus": 3.71, "lotr_r_plus": 25.21, "cnn_ffn_m": 3.89, "cnn_ffn_r": 25.24}
@@ -255,7 +255,7 @@ def test_coordinate_loss_reads_the_codec_targets_and_masks_invisible_points():
 def test_recipe_losses_and_optimizer():
     """zoo recipes: smooth-Wing (t 0.01, w 10, ε 2, crop pixels); §4.7's tags switch the point loss; LAMB 1e-3 with
     x0.1 at epochs 50 and 75 of 100."""
-    from lmkzoo.tasks.train import build_optimizer
+    from lmkzoo.training.optimizers import build_optimizer
 
     fam = get_family("lotr")
     net = _tiny_net()[1]
@@ -397,7 +397,7 @@ def test_tiny_lotr_trains_on_lfw_teacher_labels(shared_data):
     recipe's optimizer (LAMB 1e-3), loss (smooth-Wing in crop pixels) and augmentation on LFW teacher labels:
     the training loss and the loss on held-out faces fall."""
     from lmkzoo.data.pipeline import make_dataset
-    from lmkzoo.tasks.train import build_optimizer
+    from lmkzoo.training.optimizers import build_optimizer
 
     train_rows, val_rows = person_split(shared_data, 128, 32)
 

@@ -162,7 +162,7 @@ def test_parameter_counts_match_reference():
     trainable = sum(int(np.prod(w.shape)) for w in lm.network.trainable_weights)
     assert trainable == 12_332_814  # docs/reference_facts.md §A2, 98 points, C = 10
     spec68 = lmkzoo.get_spec("pipnet_r18.300w")
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.inference.loader import build_network
 
     net68 = build_network(spec68)
     assert sum(int(np.prod(w.shape)) for w in net68.trainable_weights) == 11_978_844
@@ -206,8 +206,8 @@ def test_tiny_pipnet_learns_on_lfw_teacher_labels(lfw_tfds, tmp_path):
     validation). Measured: loss 1.67 → 0.99, NME 19.5 % → 10.2 % in 6 epochs of 24 steps at 64 px."""
     from pathlib import Path
 
-    from lmkzoo.tasks.train import train
     from lmkzoo.testing.tiny import tiny_spec
+    from lmkzoo.training.train import train
 
     data_dir = Path(lfw_tfds.data_dir).parents[2]
     spec = tiny_spec("pipnet_r18.300w", 64, backbone_args={"width_multiplier": 0.25}, net_stride=16, extra_channels=32)

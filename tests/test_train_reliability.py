@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lmkzoo.tasks.backup import TrainingBackup
+from lmkzoo.training.backup import TrainingBackup
 
 TINY = {"backbone_args": {"width_multiplier": 0.125}, "extra_channels": 16, "num_neighbors": 4}
 
@@ -131,8 +131,8 @@ def test_a_run_with_a_damaged_state_resumes_to_the_weights_and_history_of_an_uni
     resumed run ends with the same weights as an uninterrupted one, and its history.json holds all 3 epochs."""
     import tensorflow_datasets as tfds  # noqa: F401
 
-    from lmkzoo.tasks.train import train
     from lmkzoo.testing.tiny import tiny_spec
+    from lmkzoo.training.train import train
 
     src = lfw_tfds.as_dataset(split="train").take(32)
     spec = tiny_spec("pipnet_r18.300w", 64, **TINY)

@@ -316,8 +316,8 @@ def test_serving_graph_converts_to_gpu_friendly_tflite():
 # ------------------------------------------------------------------------------------------ recipe / registry
 def test_recipe_optimizer_schedule_loss_and_preset():
     from lmkzoo.data.presets import get_preset
-    from lmkzoo.tasks.families import get_family
-    from lmkzoo.tasks.train import build_optimizer
+    from lmkzoo.families.base import get_family
+    from lmkzoo.training.optimizers import build_optimizer
 
     spec = lmkzoo.get_spec("uglli_hg")
     assert spec.name == "uglli_hg.300w" and spec.scheme == "ibug68" and spec.input_size == (256, 256)

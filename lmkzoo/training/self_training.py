@@ -7,7 +7,7 @@
    for plain self-training):
 
    a. pseudo-label the unlabelled faces with the current network through the serving path
-      (:class:`~lmkzoo.tasks.landmarker.Landmarker`: the model's crop of each example's box, decoded landmarks
+      (:class:`~lmkzoo.inference.landmarker.Landmarker`: the model's crop of each example's box, decoded landmarks
       mapped back to image pixels);
    b. store them as a TFDS-readable artefact: a folder with a CSV in ``landmark_folder``'s ``csv`` layout
       (absolute image paths, ``x0, y0, ...`` and the face box) and ``provenance.json`` (model, the weights that
@@ -18,7 +18,7 @@
       masking each term by type.
 
 The paper's Task 1 / Task 2 / Task 3 are the types ``cls3`` (the 2x2 map at 256 px), ``cls2`` (4x4) and ``std``.
-Each round's training is :func:`lmkzoo.tasks.train.train` (so epochs resume inside a round after a kill); the
+Each round's training is :func:`lmkzoo.training.supervised.train_supervised` (so epochs resume inside a round after a kill); the
 loop itself resumes at round granularity: finished rounds (``rounds.json``) are skipped and a round's stored
 pseudo-labels are reused when their provenance names the weights that the previous round ended with.
 
@@ -338,7 +338,7 @@ def pseudo_label(network, spec, items, *, batch_size: int = 32, box_adjust=None)
     Returns ``(points (N, K, 2) image pixels, scores (N, K), boxes (N, 4))``."""
     from lmkzoo import crops
     from lmkzoo.image_io import read_image
-    from lmkzoo.tasks.landmarker import Landmarker
+    from lmkzoo.inference.landmarker import Landmarker
 
     if spec.crop.get("policy", "box") != "box":
         raise InvalidArgumentError(f"self-training labels unlabeled faces by their boxes; {spec.name} crops by "
@@ -401,12 +401,11 @@ def _mix(labeled, pseudo, n_labeled: int, n_pseudo: int, seed: int):
 
 def _plain_copy(network, spec, overrides):
     """The same network without STC heads (identical weights): what is saved and exported."""
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.families.base import build_network, spec_dict
 
     plain = build_network(spec, **{**overrides, "stc_heads": False})
     plain.set_weights(network.get_weights())
-    plain.zoo_spec = spec.to_dict()
-    plain.zoo_spec["builder"] = {**plain.zoo_spec["builder"], **{k: v for k, v in overrides.items() if k != "stc_heads"}}
+    plain.zoo_spec = spec_dict(spec, overrides, drop=("stc_heads",))
     return plain
 
 
@@ -432,7 +431,7 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
             ``cls3, cls2, std, std, std``; ``curriculum=False``: ``std`` × 3); ``tasks`` gives it explicitly.
         rounds: run only the first ``rounds`` self-training rounds of the schedule.
         epochs, batch_size, learning_rate, steps_per_epoch, augment, builder_overrides, strategy, precision,
-            eval_every, callbacks: as :func:`lmkzoo.tasks.train.train`, for every round (the paper trains every
+            eval_every, callbacks: as :func:`lmkzoo.training.train.train`, for every round (the paper trains every
             round as long as the supervised run).
         box_adjust: ``{"scale": s, "shift": [dx, dy]}`` applied to the unlabelled boxes first (paper: dataset
             specific box conventions).
@@ -445,15 +444,15 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
     """
     import lmkzoo
     from lmkzoo.data.pipeline import compute_meanface, make_dataset
+    from lmkzoo.families.base import build_network, get_family
     from lmkzoo.hub import sha256_file
     from lmkzoo.losses.pipnet_stc_loss import STC_TASKS
     from lmkzoo.registry import get_spec
-    from lmkzoo.tasks.families import get_family
-    from lmkzoo.tasks.loader import build_network
-    from lmkzoo.tasks.train import _atomic_save, _train_val_sources, train
+    from lmkzoo.training.run import atomic_save, train_val_sources
+    from lmkzoo.training.supervised import train_supervised
 
     spec = name if hasattr(name, "family") else get_spec(name)
-    if spec.family != "pipnet":
+    if "self_training" not in get_family(spec.family).trainers:
         raise InvalidArgumentError(f"self-training with curriculum is PIPNet's; {spec.name} is family {spec.family!r}")
     settings = stc_settings(spec, curriculum=curriculum, std_rounds=std_rounds, tasks=tasks, box_adjust=box_adjust,
                             max_unlabeled=max_unlabeled)
@@ -462,7 +461,7 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    train_src, val_src = _train_val_sources(labeled, train_split, val_split, data_dir, manual_dir)
+    train_src, val_src = train_val_sources(labeled, train_split, val_split, data_dir, manual_dir)
     n_labeled = int(train_src.cardinality().numpy())
     if n_labeled <= 0:
         raise InvalidArgumentError("the labeled training set must have a known, non-zero size")
@@ -552,7 +551,7 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
             pseudo_typed = _examples(pseudo, STC_TASKS[task])
             data = (_mix(labeled_typed, pseudo_typed, n_labeled, int(meta["num_faces"]), seed + r), val_src)
         # (c) a freshly initialised network on labelled (std) + pseudo-labelled (typed) data
-        network, hist = train(spec, data=data, out_dir=rdir / "train", builder_overrides=stc_overrides, **train_kw)
+        network, hist = train_supervised(spec, data=data, out_dir=rdir / "train", builder_overrides=stc_overrides, **train_kw)
         weights_file = rdir / "train" / "final.weights.h5"
         record["history"] = hist
         record["weights"] = str(weights_file)
@@ -574,8 +573,8 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
         network = build_network(spec, **stc_overrides)
         network.load_weights(str(weights_file))
     final = _plain_copy(network, spec, overrides)
-    _atomic_save(final, out / "final.keras")
-    _atomic_save(final, out / "final.weights.h5", weights_only=True)
+    atomic_save(final, out / "final.keras")
+    atomic_save(final, out / "final.weights.h5", weights_only=True)
     # per-round records keyed by folder (a dict: the CLI prints only the last value of each list)
     summary = {"tasks": schedule, "rounds": {f"round{d['round']}_{d['task']}": d for d in done},
                "train_seconds": time.time() - t_start,

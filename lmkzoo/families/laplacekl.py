@@ -2,14 +2,14 @@
 
 zoo.yaml ``recipe.loss.name`` picks the supervised loss: ``laplace_kl`` (LaplaceKL), ``gaussian_kl`` or
 ``softargmax_l2`` (the soft-argmax baseline); ``recipe.adversarial`` (LaplaceKL+D) holds the weight λ and
-the discriminator's arguments for :func:`lmkzoo.tasks.laplacekl_trainer.train_adversarial`.
+the discriminator's arguments for :func:`lmkzoo.training.adversarial.train_adversarial`.
 """
 
 from __future__ import annotations
 
 from lmkzoo import schemes
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.tasks.families import Family, register_family
+from lmkzoo.families.base import Family, register_family
 
 __all__ = ["LaplaceKLFamily", "LOSSES"]
 
@@ -33,6 +33,11 @@ class LaplaceKLFamily(Family):
         "covariance_scale": 1.0,  # calibration of the decoded Σ (fitted on a validation set when weights ship)
     }
     augment_preset = "laplacekl"
+    trainers = ("supervised", "adversarial")
+
+    def trainer_for(self, spec, unlabeled=None) -> str:
+        # a recipe with an ``adversarial`` section (LaplaceKL+D) always trains against its discriminator
+        return "adversarial" if spec.recipe.get("adversarial") else "supervised"
 
     def build_codec(self, spec, **overrides):
         from lmkzoo.codecs import LaplaceCodec

@@ -11,7 +11,7 @@ its arch's recipe (``loss: {name: l1, t: null, w: null, epsilon: null}``).
 from __future__ import annotations
 
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.tasks.families import Family, register_family
+from lmkzoo.families.base import Family, register_family
 
 __all__ = ["LOTRFamily", "LOTR_BACKBONES", "HEADS"]
 

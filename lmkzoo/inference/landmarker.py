@@ -20,7 +20,12 @@ from lmkzoo.crops import crop_affine
 from lmkzoo.errors import InvalidArgumentError, NoFaceFoundError, ShapeMismatchError
 from lmkzoo.image_io import load_images
 
-__all__ = ["FaceLandmarks", "Landmarker", "KerasRunner"]
+__all__ = ["FaceLandmarks", "Landmarker"]
+
+#: the factory of the box-based model that supplies five points to aligned families given only boxes (the embedded
+#: default model); :mod:`lmkzoo.inference.loader` sets it when it is imported (``lmkzoo.inference`` imports it), so
+#: that this module never imports the loader (layers import one way: docs/architecture.md)
+five_point_helper_factory = None
 
 
 @dataclasses.dataclass
@@ -92,23 +97,6 @@ def _check_box(box: np.ndarray, i: int, image_size, where: str) -> np.ndarray:
                                "(x0, y0, x1, y1) in image pixels with x0 < x1, y0 < y1, overlapping the image")
 
 
-class KerasRunner:
-    """Runs a serving model as one compiled ``tf.function`` (not ``Model.predict``, which costs ~2.5x per call)."""
-
-    runtime = "keras"
-
-    def __init__(self, serving_model):
-        import tensorflow as tf
-
-        self.model = serving_model
-        spec = tf.TensorSpec([None, *serving_model.inputs[0].shape[1:]], tf.uint8)
-        self._fn = tf.function(lambda x: serving_model(x, training=False), input_signature=[spec], reduce_retracing=True)
-
-    def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
-        out = self._fn(crops)
-        return {k: v.numpy() for k, v in out.items()}
-
-
 class Landmarker:
     """A zoo model ready for inference. Build it with :func:`lmkzoo.load`.
 
@@ -159,6 +147,8 @@ class Landmarker:
                 if self._runner is None:
                     if self.network is None:
                         raise InvalidArgumentError("this Landmarker has neither a network nor a runtime")
+                    from lmkzoo.runtimes import KerasRunner
+
                     self._runner = KerasRunner(self.serving_model())
         return self._runner
 
@@ -219,10 +209,8 @@ class Landmarker:
         need = [[(b, None) for b, fp in f if fp is None] for f in faces]
         if not any(need):
             return faces
-        from lmkzoo.tasks.loader import load
-
         if getattr(self, "_box_helper", None) is None:
-            self._box_helper = load()
+            self._box_helper = five_point_helper_factory()
         helper = self._box_helper
         if helper.spec.crop.get("policy", "box") != "box":
             raise InvalidArgumentError(f"{helper.spec.name} cannot supply five points: it is not a box-crop model")
@@ -242,6 +230,11 @@ class Landmarker:
             outs.append(self.runner(crops[i : i + self.batch_size]))
         return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
+    def run_crops(self, crops: np.ndarray, *, flip_test: bool = False) -> dict[str, np.ndarray]:
+        """The serving graph's outputs (crop pixels) for uint8 ``(N, H, W, 3)`` crops, in batches; ``flip_test``
+        averages each crop with its mirror."""
+        return self._run_flip(crops) if flip_test else self._run(crops)
+
     def _run_flip(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         """Average of the crop and its mirror (mirrored points flipped back with the scheme permutation)."""
         n = len(crops)
@@ -259,8 +252,9 @@ class Landmarker:
             out["covariance"] = (both["covariance"][:n] + cov_f) / 2
         return out
 
-    def _cut(self, images, faces_per_image):
-        """Crops of every face under the model's crop policy: ``(crops (N, H, W, 3) uint8, affines (N, 2, 3)
+    def crop_faces(self, images, faces_per_image):
+        """Crops of every face (``faces_per_image``: per image a list of ``(box, five points or None)``) under the
+        model's crop policy, cut as ``predict`` cuts them: ``(crops (N, H, W, 3) uint8, affines (N, 2, 3)
         image → crop, owners (image index per crop), boxes)``."""
         w, h = self.input_size
         owners = [idx for idx, faces in enumerate(faces_per_image) for _ in faces]
@@ -282,7 +276,7 @@ class Landmarker:
         """The network inputs ``predict`` would cut: uint8 ``(N, H, W, 3)`` crops of every face found, and their
         ``(N, 2, 3)`` image → crop affines (e.g. calibration data for an int8 export)."""
         imgs, faces = self._faces(images, boxes, five_points, detector, require_face=False)[:2]
-        crops, affines = self._cut(imgs, faces)[:2]
+        crops, affines = self.crop_faces(imgs, faces)[:2]
         return crops, affines
 
     #: network outputs that are per-landmark maps (heatmap-based families, PIPNet), in order of preference
@@ -315,7 +309,7 @@ class Landmarker:
         return crops, np.concatenate(maps).astype(np.float32)
 
     def _predict_faces(self, images, faces_per_image, flip_test=False):
-        batch, affines, owners, boxes = self._cut(images, faces_per_image)
+        batch, affines, owners, boxes = self.crop_faces(images, faces_per_image)
         results: list[list[FaceLandmarks]] = [[] for _ in images]
         if not len(batch):
             return results
@@ -369,7 +363,7 @@ class Landmarker:
         """Landmarks of one tracked face (the largest at the start) in every frame.
 
         Each frame runs the detector; the face kept is the one overlapping the previous frame's face most (IoU
-        > 0.3), else the largest. ``smoothing="one_euro"`` filters the points (:class:`~lmkzoo.tracking.OneEuroFilter`,
+        > 0.3), else the largest. ``smoothing="one_euro"`` filters the points (:class:`~lmkzoo.inference.tracking.OneEuroFilter`,
         speeds in face-box diagonals per second, so ``beta`` does not depend on resolution); the filter restarts
         after a frame without a face.
 
@@ -382,7 +376,7 @@ class Landmarker:
             one :class:`FaceLandmarks` (or ``None`` where no face was found) per frame.
         """
         from lmkzoo.image_io import as_rgb_uint8
-        from lmkzoo.tracking import OneEuroFilter, box_iou, iter_frames
+        from lmkzoo.inference.tracking import OneEuroFilter, box_iou, iter_frames
 
         if smoothing not in ("one_euro", None):
             raise InvalidArgumentError(f"smoothing must be 'one_euro' or None; got {smoothing!r}")

@@ -2,7 +2,7 @@
 
 * **Targets** (``encode``, TensorFlow): the landmarks in *heatmap pixels* (crop pixels times
   ``heatmap_size / input_size``; the RCN's heatmaps have the input's size, so the factor is 1) and the
-  visibility. The losses (:mod:`lmkzoo.losses.laplace_kl_loss`) compare distributions in heatmap pixels,
+  visibility. The losses (:mod:`lmkzoo.losses.laplacekl_loss`) compare distributions in heatmap pixels,
   where the target ``Laplace(s, 1)`` has a scale of one heatmap pixel (the paper's §3.1 and §4.2 measure
   scatter in pixels of the 80x80 maps).
 * **Decode** (``call``, keras.ops): ``p = softmax(β h)`` per map, ``s̃ = Σ p(x)·x`` (Eq. 2) at pixel centres
@@ -29,8 +29,8 @@ from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.codecs.base import LandmarkCodec, check_covariance_scale
+from lmkzoo.codecs.soft_argmax import grid_centers, soft_argmax, soft_argmax_scale, spatial_softmax
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.models.layers.soft_argmax import grid_centers, soft_argmax, soft_argmax_scale, spatial_softmax
 
 __all__ = ["LaplaceCodec"]
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.tasks.families import Family, register_family
+from lmkzoo.families.base import Family, register_family
 
 __all__ = ["HeatmapFamily", "HEATMAP_BACKBONES"]
 

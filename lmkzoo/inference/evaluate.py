@@ -169,7 +169,7 @@ def evaluate(model, data: str, *, data_dir=None, manual_dir=None, norm: str | No
     import lmkzoo
     from lmkzoo import geometry, metrics
     from lmkzoo.data.pipeline import load_tfds
-    from lmkzoo.tasks.landmarker import Landmarker
+    from lmkzoo.inference.landmarker import Landmarker
 
     name, split = parse_data(data)
     if boxes not in _BOX_WORDS:
@@ -189,7 +189,6 @@ def evaluate(model, data: str, *, data_dir=None, manual_dir=None, norm: str | No
     spec = lm.spec
     scheme = schemes.get(spec.scheme)
     aligned = spec.crop.get("policy", "box") in ("five_point", "five_point_hull")
-    run = lm._run_flip if flip_test else lm._run
     preds, gts, vis, covs, extra = [], [], [], [], {}
     t0 = time.perf_counter()
 
@@ -203,8 +202,8 @@ def evaluate(model, data: str, *, data_dir=None, manual_dir=None, norm: str | No
             images = [ex["image"] for ex in batch]
             faces = [[(ex["bbox"], ex.get("five_points", scheme.five_points(ex["landmarks"])) if aligned else None)]
                      for ex in batch]
-            crops, affines, _, _ = lm._cut(images, faces)  # the crops predict cuts (OpenCV), not a re-implementation
-            out = run(crops)
+            crops, affines, _, _ = lm.crop_faces(images, faces)  # the crops predict cuts (OpenCV), not a re-implementation
+            out = lm.run_crops(crops, flip_test=flip_test)
             inv = geometry.invert_affine(np.stack(affines))
             preds.append(geometry.apply_affine(out["landmarks"].astype(np.float64), inv))
             if "covariance" in out:

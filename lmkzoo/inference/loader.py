@@ -1,4 +1,4 @@
-"""``lmkzoo.load``: a zoo name (or a model file) → a :class:`~lmkzoo.tasks.landmarker.Landmarker`."""
+"""``lmkzoo.load``: a zoo name (or a model file) → a :class:`~lmkzoo.inference.landmarker.Landmarker`."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from lmkzoo.errors import (
     LmkzooError,
     WeightsUnavailableError,
 )
+from lmkzoo.inference import landmarker as _landmarker
+from lmkzoo.inference.landmarker import Landmarker
 from lmkzoo.registry import ModelSpec, default_model_name, get_spec
-from lmkzoo.tasks.landmarker import Landmarker
 
-__all__ = ["load", "build_network", "sha256_file", "packaged_weights_path", "spec_from_network"]
+__all__ = ["load", "load_exported", "build_network", "sha256_file", "packaged_weights_path", "spec_from_network"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -29,12 +30,11 @@ def sha256_file(path) -> str:
 
 
 def build_network(spec: ModelSpec, **overrides):
-    """A randomly initialised network for ``spec`` (its family's builder with the zoo arguments)."""
-    from lmkzoo.tasks.families import get_family
+    """A randomly initialised network for ``spec`` (:func:`lmkzoo.families.base.build_network`: the family's builder
+    with the zoo arguments and ``overrides``, recorded in ``network.zoo_spec``)."""
+    from lmkzoo.families.base import build_network as build
 
-    network = get_family(spec.family).build_network(spec, **overrides)
-    network.zoo_spec = spec.to_dict()
-    return network
+    return build(spec, **overrides)
 
 
 def packaged_weights_path(spec: ModelSpec) -> Path:
@@ -79,7 +79,7 @@ def spec_from_network(network, fallback: ModelSpec | None = None) -> ModelSpec:
 def _load_keras_file(path: Path):
     import keras
 
-    from lmkzoo.tasks.families import register_all
+    from lmkzoo.families.base import register_all
 
     register_all()  # imports every family, which registers the classes a .keras file may name
 
@@ -122,10 +122,10 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
             ``weights=None`` or a ``.weights.h5`` file (which must fit the changed architecture); not to ``.keras``
             / ``.tflite`` / ``.onnx`` files, which carry their own architecture.
     Returns:
-        a :class:`~lmkzoo.tasks.landmarker.Landmarker`.
+        a :class:`~lmkzoo.inference.landmarker.Landmarker`.
     """
-    from lmkzoo.export.runtimes import RUNTIMES
-    from lmkzoo.tasks.landmarker import Landmarker
+    from lmkzoo.inference.landmarker import Landmarker
+    from lmkzoo.runtimes import RUNTIMES
 
     if runtime not in RUNTIMES:
         raise InvalidArgumentError(f"runtime must be one of {list(RUNTIMES)}; got {runtime!r}")
@@ -136,8 +136,6 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
     if builder and model_file:
         raise InvalidArgumentError(f"builder= changes a zoo model's architecture; {name} is a model file with its own")
     if isinstance(name, (str, os.PathLike)) and Path(os.fspath(name)).suffix in (".tflite", ".onnx"):
-        from lmkzoo.export.runtimes import load_exported
-
         suffix = Path(os.fspath(name)).suffix
         if runtime not in ("auto", "keras", suffix[1:]):
             raise InvalidArgumentError(f"{name} is a {suffix} file; it runs on runtime={suffix[1:]!r}, not {runtime!r}")
@@ -170,7 +168,7 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
             "(zoo weights are verified against zoo.yaml)"
         )
     if weights is None:
-        return Landmarker(spec, _build_with(spec, builder), **kwargs)
+        return Landmarker(spec, build_network(spec, **builder), **kwargs)
     if weights == "pretrained":
         file = _pretrained_file(spec)
     elif isinstance(weights, str) and weights.startswith(("http://", "https://", "file://")):
@@ -208,7 +206,7 @@ def load(name: str | os.PathLike | None = None, *, weights="pretrained", runtime
                 f"lmkzoo.load({str(file)!r})")
         network.zoo_spec = spec.to_dict()
         return Landmarker(spec, network, **kwargs)
-    network = _build_with(spec, builder)
+    network = build_network(spec, **builder)
     try:
         import h5py
 
@@ -230,7 +228,7 @@ def _published_on_runtime(spec: ModelSpec, runtime: str, *, strict: bool, num_th
     access. ``strict=False`` (``runtime="auto"``) falls back to the Keras runtime, with a warning, when the export
     cannot be built."""
     from lmkzoo.export import cache
-    from lmkzoo.export.runtimes import ONNXRunner, TFLiteRunner
+    from lmkzoo.runtimes import ONNXRunner, TFLiteRunner
 
     keras_lm = None
 
@@ -258,20 +256,11 @@ def _published_on_runtime(spec: ModelSpec, runtime: str, *, strict: bool, num_th
     return Landmarker(spec, None, runner=runner, network_factory=network, **kwargs)
 
 
-def _build_with(spec: ModelSpec, builder: dict):
-    """:func:`build_network` with ``builder`` overrides, recorded in ``network.zoo_spec["builder"]``."""
-    network = build_network(spec, **builder)
-    if builder:
-        network.zoo_spec["builder"] = {**network.zoo_spec["builder"], **builder}
-    return network
-
-
 def _exported_landmarker(keras_lm, runtime: str, *, num_threads=None, **kwargs):
     """``keras_lm`` (random, local or URL weights) exported to ``runtime`` (``tflite`` / ``onnx``) in a temporary
     folder and loaded on it, its Keras network kept as ``.network``."""
     import tempfile
 
-    from lmkzoo.export.runtimes import load_exported
 
     path = Path(tempfile.mkdtemp(prefix="lmkzoo-export-")) / f"{keras_lm.spec.name}.{runtime}"
     keras_lm.export(path, format=runtime, batch_size=None)
@@ -284,3 +273,21 @@ def _num_points(spec: ModelSpec) -> int:
     from lmkzoo import schemes
 
     return schemes.get(spec.scheme).num_points
+
+
+def load_exported(path, *, num_threads: int | None = None, **kwargs):
+    """A :class:`~lmkzoo.inference.landmarker.Landmarker` over an exported ``.tflite`` or ``.onnx`` file (its spec
+    comes from the file's metadata)."""
+    from lmkzoo.export.metadata import read_metadata, spec_from_metadata
+    from lmkzoo.runtimes import ONNXRunner, TFLiteRunner
+
+    p = Path(os.fspath(path))
+    if not p.is_file():
+        raise InvalidArgumentError(f"exported model not found: {p}")
+    spec = spec_from_metadata(read_metadata(p))
+    runner = TFLiteRunner(p, num_threads=num_threads) if p.suffix == ".tflite" else ONNXRunner(p, num_threads=num_threads)
+    return Landmarker(spec, None, runner=runner, **kwargs)
+
+
+# the embedded default model supplies five points to aligned families given only boxes (see Landmarker)
+_landmarker.five_point_helper_factory = load

@@ -23,9 +23,9 @@ from __future__ import annotations
 from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
+from lmkzoo.codecs.soft_argmax import grid_centers, soft_argmax, soft_argmax_scale, spatial_softmax
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.models.layers.soft_argmax import grid_centers, soft_argmax, soft_argmax_scale, spatial_softmax
-from lmkzoo.models.network import StructuredLoss
+from lmkzoo.losses.base import StructuredLoss
 
 __all__ = ["SoftArgmaxL2", "LaplaceKL", "GaussianKL", "laplace_kl_divergence", "gaussian_kl_divergence"]
 

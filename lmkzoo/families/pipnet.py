@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmkzoo.codecs.pipnet_codec import PIPNetCodec, packaged_meanface
+from lmkzoo.assets import SCHEME_MEANFACES, packaged_meanface
+from lmkzoo.codecs.pipnet_codec import PIPNetCodec
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.tasks.families import Family, register_family
+from lmkzoo.families.base import Family, register_family
 
-__all__ = ["PIPNetFamily", "DEFAULT_MEANFACES"]
+__all__ = ["PIPNetFamily"]
 
-#: PIPNet's own mean faces per scheme (used when a spec names none and no training set is at hand)
-DEFAULT_MEANFACES = {
-    "wflw98": "pipnet_wflw",
-    "ibug68": "pipnet_300w",
-    "cofw29": "pipnet_cofw",
-    "aflw19": "pipnet_aflw",
-    "jd106": "pipnet_lapa",
-}
 
 
 @register_family
@@ -35,15 +28,33 @@ class PIPNetFamily(Family):
         "stc_heads": False,
     }
     augment_preset = "pipnet"
+    trainers = ("supervised", "self_training")
+
+    def trainer_for(self, spec, unlabeled=None) -> str:
+        # a recipe with an ``stc`` section self-trains when given unlabeled faces (else it trains supervised)
+        return "self_training" if spec.recipe.get("stc") and unlabeled is not None else "supervised"
+
+    def fit_overrides(self, spec, overrides, *, train_source=None, init_builder=None) -> dict:
+        """The mean face a run trains with (its neighbour offsets are relative to it): the caller's, else that of
+        the weights it starts from, else the training set's (docs/reference_facts.md §A4)."""
+        overrides = dict(overrides)
+        if init_builder and "meanface" in init_builder:
+            overrides.setdefault("meanface", init_builder["meanface"])
+        if "meanface" not in overrides and train_source is not None:
+            from lmkzoo.data.pipeline import compute_meanface
+
+            mf = compute_meanface(train_source, crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme)
+            overrides["meanface"] = mf.round(6).tolist()
+        return overrides
 
     def resolve_meanface(self, spec, meanface):
         if meanface is None:
-            if spec.scheme not in DEFAULT_MEANFACES:
+            if spec.scheme not in SCHEME_MEANFACES:
                 raise InvalidArgumentError(
                     f"{spec.name}: scheme {spec.scheme!r} has no packaged PIPNet mean face; give builder.meanface "
                     "(or train, which computes it from the training set)"
                 )
-            meanface = DEFAULT_MEANFACES[spec.scheme]
+            meanface = SCHEME_MEANFACES[spec.scheme]
         mf = packaged_meanface(meanface) if isinstance(meanface, str) else np.asarray(meanface, dtype=np.float64)
         from lmkzoo import schemes
 

@@ -16,8 +16,8 @@ uses Eq. 5's ``log(1 − D(fake))`` for G, as printed; ``"non_saturating"`` uses
 
 The paper trains with PyTorch's Adam (lr 1e-3, weight decay 1e-5). PyTorch's Adam weight decay is an L2
 term added to the gradient before the Adam moments (not AdamW's decoupled decay): :func:`train_adversarial`
-builds both optimizers with :func:`lmkzoo.tasks.train.build_optimizer`, which maps the recipe's
-``{name: adam, weight_decay: 1e-5}`` to :class:`lmkzoo.tasks.optimizers.AdamL2` (the same optimizer the
+builds both optimizers with :func:`lmkzoo.training.optimizers.build_optimizer`, which maps the recipe's
+``{name: adam, weight_decay: 1e-5}`` to :class:`lmkzoo.training.optimizers.AdamL2` (the same optimizer the
 supervised ``train`` uses). The trainer's own ``weight_decay`` (default 0) adds the same L2 term in
 ``train_step`` for optimizers that have no decay of their own.
 
@@ -29,7 +29,6 @@ or uint8 crops that the trainer normalises with the model's mean / std), e.g.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -37,9 +36,9 @@ import keras
 from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
+from lmkzoo.codecs.soft_argmax import probabilities_to_heatmaps, spatial_softmax
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.models.layers.soft_argmax import probabilities_to_heatmaps, spatial_softmax
-from lmkzoo.tasks.train import leaves_nothing_on_failure
+from lmkzoo.training.run import leaves_nothing_on_failure
 
 __all__ = ["AdversarialLandmarkTrainer", "make_adversarial_dataset", "train_adversarial", "GENERATOR_OBJECTIVES"]
 
@@ -52,7 +51,7 @@ class AdversarialLandmarkTrainer(keras.Model):
 
     ``fit`` takes batches ``({"labeled": images_l, "unlabeled": images_u}, targets_l)`` (see
     :func:`make_adversarial_dataset`). Calling the trainer runs the generator; ``codec`` is the generator's,
-    so :func:`lmkzoo.tasks.train.evaluate_network` evaluates it directly.
+    so :func:`lmkzoo.training.run.evaluate_network` evaluates it directly.
 
     Args:
         generator: the landmark network (``{"heatmaps"}`` output, a :class:`~lmkzoo.codecs.LaplaceCodec`).
@@ -60,7 +59,7 @@ class AdversarialLandmarkTrainer(keras.Model):
         adversarial_weight: λ (0.001).
         generator_objective: ``"minimax"`` (Eq. 5 as printed) or ``"non_saturating"``.
         weight_decay: PyTorch-style L2 added to the gradients of both networks in ``train_step`` (default 0:
-            prefer optimizers with coupled decay, :class:`~lmkzoo.tasks.optimizers.AdamL2`, as
+            prefer optimizers with coupled decay, :class:`~lmkzoo.training.optimizers.AdamL2`, as
             :func:`train_adversarial` does; giving both would decay twice and is refused by ``compile``).
         mean, std: input normalisation, used only for uint8 unlabeled batches.
     """
@@ -273,17 +272,19 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
 
     from lmkzoo.data.pipeline import load_tfds, make_dataset
     from lmkzoo.data.unlabeled import make_unlabeled_dataset
+    from lmkzoo.families.base import build_network, get_family, spec_dict
     from lmkzoo.registry import get_spec
-    from lmkzoo.tasks.backup import TrainingBackup
-    from lmkzoo.tasks.families import get_family
-    from lmkzoo.tasks.loader import build_network
-    from lmkzoo.tasks.train import (
-        _atomic_save,
-        _eval_protocol,
-        _evaluation_callback,
-        _train_val_sources,
-        build_optimizer,
+    from lmkzoo.training.backup import TrainingBackup
+    from lmkzoo.training.optimizers import build_optimizer
+    from lmkzoo.training.run import (
+        atomic_save,
         check_run_args,
+        eval_protocol,
+        history_of,
+        run_callbacks,
+        train_val_sources,
+        write_config,
+        write_history,
     )
 
     check_run_args(epochs=epochs, batch_size=batch_size, unlabeled_batch_size=unlabeled_batch_size,
@@ -292,16 +293,16 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     keras.utils.set_random_seed(seed)
     spec = get_spec(name)
     family = get_family(spec.family)
-    adv = family.adversarial_args(spec) if hasattr(family, "adversarial_args") else None
+    adv = family.adversarial_args(spec)
     if adv is None:
-        raise InvalidArgumentError(f"{spec.name} has no recipe.adversarial section; train it with lmkzoo.tasks.train.train")
+        raise InvalidArgumentError(f"{spec.name} has no recipe.adversarial section; train it with lmkzoo.train")
     recipe = dict(spec.recipe)
     epochs = int(epochs or recipe.get("epochs", 1))
     batch_size = int(batch_size or recipe.get("batch_size", 16))
     unlabeled_batch_size = int(unlabeled_batch_size or batch_size)
     out = Path(out_dir)
 
-    train_src, val_src = _train_val_sources(labeled, train_split, val_split, data_dir, manual_dir)
+    train_src, val_src = train_val_sources(labeled, train_split, val_split, data_dir, manual_dir)
     if isinstance(unlabeled, str):
         unlabeled = load_tfds(unlabeled, unlabeled_split, data_dir=data_dir, shuffle_files=True)
     if not isinstance(unlabeled, tf.data.Dataset):
@@ -338,33 +339,25 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     trainer.compile(g_optimizer=build_optimizer(recipe, steps_per_epoch, learning_rate=learning_rate, epochs=epochs),
                     d_optimizer=build_optimizer(recipe, steps_per_epoch, learning_rate=learning_rate, epochs=epochs),
                     g_loss=family.default_loss(spec, generator))
-    (out / "ckpt").mkdir(exist_ok=True)
-    cbs = [backup,
-           keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
-           keras.callbacks.TensorBoard(str(out / "tb"), write_graph=False, profile_batch=0),
-           # the trainer's weights: generator and discriminator
-           keras.callbacks.ModelCheckpoint(str(out / "ckpt" / "epoch{epoch:03d}.weights.h5"), save_weights_only=True)]
-    if val_src is not None:
-        val_ds = make_dataset(val_src, training=False, batch_size=batch_size, **common)
-        norm, cutoff = _eval_protocol(labeled)
-        cbs.insert(0, _evaluation_callback(val_ds, spec.scheme, norm=norm, cutoff=cutoff))
-    cbs += list(callbacks or [])
-    (out / "config.json").write_text(json.dumps({
+    # the checkpoints hold the trainer's weights: generator and discriminator
+    val_ds = make_dataset(val_src, training=False, batch_size=batch_size, **common) if val_src is not None else None
+    norm, cutoff = eval_protocol(labeled)
+    cbs = run_callbacks(out, backup, val_ds=val_ds, scheme=spec.scheme, norm=norm, cutoff=cutoff, callbacks=callbacks)
+    write_config(out, {
         "model": spec.name, "labeled": labeled if isinstance(labeled, str) else "<datasets>",
         "unlabeled": "<dataset>", "epochs": epochs, "batch_size": batch_size,
         "unlabeled_batch_size": unlabeled_batch_size, "learning_rate": learning_rate, "adversarial": adv,
         "weight_decay": weight_decay, "steps_per_epoch": steps_per_epoch, "seed": seed,
         "builder_overrides": builder_overrides or {}, "start_epoch": start_epoch,
-    }, indent=2, default=str))
+    })
     t0 = time.time()
     history = trainer.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs, verbose=verbose)
-    generator.zoo_spec = spec.to_dict()
-    _atomic_save(generator, out / "final.keras")
-    _atomic_save(generator, out / "final.weights.h5", weights_only=True)
-    _atomic_save(discriminator, out / "discriminator.weights.h5", weights_only=True)
-    hist = {k: [float(v) for v in vs] for k, vs in (backup.history or history.history).items()}  # restarts included
-    hist["train_seconds"] = time.time() - t0
-    hist["generator_updates"] = int(trainer.g_optimizer.iterations.numpy())
-    hist["discriminator_updates"] = int(trainer.d_optimizer.iterations.numpy())
-    (out / "history.json").write_text(json.dumps(hist, indent=2))
+    generator.zoo_spec = spec_dict(spec, builder_overrides)  # with the overrides it was built with
+    atomic_save(generator, out / "final.keras")
+    atomic_save(generator, out / "final.weights.h5", weights_only=True)
+    atomic_save(discriminator, out / "discriminator.weights.h5", weights_only=True)
+    hist = history_of(backup, history, train_seconds=time.time() - t0,
+                      generator_updates=int(trainer.g_optimizer.iterations.numpy()),
+                      discriminator_updates=int(trainer.d_optimizer.iterations.numpy()))
+    write_history(out, hist)
     return generator, hist
