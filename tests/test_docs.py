@@ -67,3 +67,20 @@ def test_nothing_points_outside_the_repository():
             if outside.search(line):
                 bad.append(f"{rel}:{line_no}: {line.strip()[:120]}")
     assert bad == []
+
+
+def test_readme_pretrained_table_is_generated_from_the_cards():
+    """The README's "Pretrained models" table is what tools/model_table.py makes of zoo.yaml's cards and the recorded
+    benchmarks, one row per shipped model (regenerate it with ``python tools/model_table.py --write``)."""
+    import importlib.util
+
+    from lmkzoo.registry import load_zoo
+
+    spec = importlib.util.spec_from_file_location("model_table", ROOT / "tools" / "model_table.py")
+    model_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model_table)
+    block = model_table.table()
+    shipped = [name for name, s in load_zoo().items() if s.weights is not None]
+    assert shipped and all(f"| `{name}` |" in block for name in shipped)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"{model_table.BEGIN}\n{block}\n{model_table.END}" in readme

@@ -222,6 +222,26 @@ def litert_only(name: str) -> int:
     return 0
 
 
+def rescore(name: str, shared: Path, data_dir) -> int:
+    """Score shipped weights again (:func:`score`: 300-W Common by both protocols, the dlib faces) and merge the
+    numbers into their card's ``metrics`` in zoo.yaml; the weights and every other card field stay as they are."""
+    import yaml
+
+    import lmkzoo
+    from lmkzoo.registry import get_spec
+
+    spec = get_spec(name)
+    if spec.weights is None or not spec.weights.file:
+        raise SystemExit(f"{spec.name} has no weights shipped in the package")
+    arch, tag = spec.name.split(".", 1)
+    entry = dict(yaml.safe_load((ROOT / "zoo.yaml").read_text())["models"][arch]["tags"][tag]["weights"])
+    metrics = score(lmkzoo.load(spec.name, runtime="keras"), shared, data_dir)
+    entry["metrics"] = {**entry.get("metrics", {}), **metrics}
+    print(json.dumps(metrics, indent=1), file=sys.stderr)
+    print(f"updated {write_zoo(spec.name, {}, entry)}", file=sys.stderr)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", nargs="?", help="training run folder (lmkzoo train --out, or tools/train_default_model.py --out)")
@@ -229,6 +249,7 @@ def main(argv=None):
     ap.add_argument("--data", choices=sorted(DATA), help="what it was trained on (card lineage; required with RUN)")
     ap.add_argument("--litert", action="store_true", help="ship the LiteRT form too (always for the zoo's default)")
     ap.add_argument("--litert-only", action="store_true", help="only (re)write the LiteRT form of shipped weights")
+    ap.add_argument("--rescore", action="store_true", help="only score shipped weights again and update their card's metrics")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--data-dir", default=None, help="TFDS data dir (300-W is built there from --shared if needed)")
     ap.add_argument("--command", help="the command that trained it (default: the run's config)")
@@ -237,8 +258,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.litert_only:
         return litert_only(args.name)
+    if args.rescore:
+        return rescore(args.name, Path(args.shared), args.data_dir)
     if not args.run or not args.data:
-        ap.error("RUN and --data are required (unless --litert-only)")
+        ap.error("RUN and --data are required (unless --litert-only or --rescore)")
 
     import lmkzoo
     from lmkzoo import hub
