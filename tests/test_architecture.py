@@ -33,7 +33,6 @@ LAYERS = [
 #: modules allowed above ~500 lines, and why
 LONG_MODULES = {
     "lmkzoo/hub.py": "fetch's guarantees (resume, retries, locks, atomic moves) are one state machine; publish moved out",
-    "lmkzoo/cli.py": "issue 23 left the per-command split of the CLI to a follow-up (docs/architecture.md)",
     "lmkzoo/inference/landmarker.py": "predict, its batch form, five-point fill, flip test, video tracking and export "
                                       "share the crop/run/uncrop steps of one class",
     "lmkzoo/training/self_training.py": "STC's pseudo-labelling, artefacts and rounds: split pending (docs/architecture.md)",
