@@ -32,7 +32,6 @@ LAYERS = [
 ]
 #: modules allowed above ~500 lines, and why
 LONG_MODULES = {
-    "lmkzoo/hub.py": "fetch's guarantees (resume, retries, locks, atomic moves) are one state machine; publish moved out",
     "lmkzoo/inference/landmarker.py": "predict, its batch form, five-point fill, flip test, video tracking and export "
                                       "share the crop/run/uncrop steps of one class",
     "lmkzoo/training/self_training.py": "STC's pseudo-labelling, artefacts and rounds: split pending (docs/architecture.md)",

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from lmkzoo.errors import CheckpointMismatchError, StorageError
-from lmkzoo.hub import _fsync_dir, sha256_file
+from lmkzoo.hub.cache import _fsync_dir, sha256_file
 
 __all__ = ["TrainingBackup", "ResumeState", "has_resume_state"]
 
