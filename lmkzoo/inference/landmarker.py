@@ -375,53 +375,10 @@ class Landmarker:
         Returns:
             one :class:`FaceLandmarks` (or ``None`` where no face was found) per frame.
         """
-        from lmkzoo.image_io import as_rgb_uint8
-        from lmkzoo.inference.tracking import OneEuroFilter, box_iou, iter_frames
+        from lmkzoo.inference.tracking import track_video
 
-        if smoothing not in ("one_euro", None):
-            raise InvalidArgumentError(f"smoothing must be 'one_euro' or None; got {smoothing!r}")
-        for key, value in (("fps", fps), ("min_cutoff", min_cutoff), ("beta", beta), ("d_cutoff", d_cutoff),
-                           ("max_frames", max_frames)):
-            low_ok = value is None or (isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-                                       and np.isfinite(value) and (value >= 0 if key == "beta" else value > 0))
-            if not low_ok:
-                what = {"fps": "a positive frame rate (frames per second) or None (the file's)",
-                        "beta": "a non-negative number (1 / face size)", "max_frames": "a positive number or None"}
-                raise InvalidArgumentError(f"{key} must be {what.get(key, 'a positive cut-off frequency (Hz)')}; "
-                                           f"got {value!r}")
-        frames, file_fps = iter_frames(video, max_frames=max_frames)
-        fps = float(fps or file_fps or 30.0)
-        filt = OneEuroFilter(min_cutoff, beta, d_cutoff) if smoothing else None
-        if progress:
-            from tqdm import tqdm
-
-            frames = tqdm(frames, desc="frames", unit="frame")
-        out, prev = [], None
-        for i, frame in enumerate(frames):
-            img = as_rgb_uint8(np.asarray(frame), what=f"frame {i}")
-            faces = self._faces_for_image(img, None, None, detector)
-            if not faces:
-                out.append(None)
-                prev = None
-                if filt is not None:
-                    filt.reset()
-                continue
-            areas = [float(np.prod(np.asarray(b[2:]) - np.asarray(b[:2]))) for b, _ in faces]
-            pick = int(np.argmax(areas))
-            if prev is not None:
-                ious = [box_iou(b, prev) for b, _ in faces]
-                if max(ious) > 0.3:
-                    pick = int(np.argmax(ious))
-            chosen = [[faces[pick]]]
-            if self.spec.crop.get("policy", "box") in ("five_point", "five_point_hull"):
-                chosen = self._fill_five_points([img], chosen)
-            face = self._predict_faces([img], chosen)[0][0]
-            prev = face.box
-            if filt is not None:
-                diag = float(np.hypot(face.box[2] - face.box[0], face.box[3] - face.box[1]))
-                face.points = filt(face.points, 1.0 / fps, scale=max(diag, 1.0)).astype(np.float32)
-            out.append(face)
-        return out
+        return track_video(self, video, smoothing=smoothing, fps=fps, detector=detector, min_cutoff=min_cutoff,
+                           beta=beta, d_cutoff=d_cutoff, max_frames=max_frames, progress=progress)
 
     def _faces(self, images, boxes, five_points, detector, *, require_face):
         """``(images, [(box, five_points_or_None), ...] per image, single)`` for the inputs of ``predict``."""
