@@ -15,6 +15,7 @@ from lmkzoo.errors import InvalidArgumentError, WeightsUnavailableError
 from lmkzoo.losses import GaussianKL, LaplaceKL, SoftArgmaxL2
 from lmkzoo.models.laplacekl import PAPER_PARAMETERS, RCN, PatchDiscriminator
 from lmkzoo.models.layers import SoftArgmax2D
+from lmkzoo.testing.round_trip import check_config_round_trip, check_keras_round_trip
 from lmkzoo.training.adversarial import AdversarialLandmarkTrainer, make_adversarial_dataset
 
 
@@ -189,7 +190,7 @@ def test_kl_losses_match_numpy_reference_on_random_heatmaps():
             assert float(loss(y_true, {"heatmaps": heat})) == pytest.approx(per_example.mean(), rel=2e-5)
             assert np.allclose(keras.ops.convert_to_numpy(loss.call(target, heat)), ref.mean(-1), rtol=2e-5)
     # round trip of the configuration
-    back = LaplaceKL.from_config(LaplaceKL(beta=2.0, target_scale=0.5).get_config())
+    back = check_config_round_trip(LaplaceKL(beta=2.0, target_scale=0.5))
     assert (back.beta, back.target_scale) == (2.0, 0.5)
     with pytest.raises(InvalidArgumentError, match="target_scale"):
         LaplaceKL(target_scale=0)
@@ -225,7 +226,7 @@ def test_patch_discriminator_layers():
     # noise only while training
     assert np.allclose(d(x, training=False), d(x, training=False))
     assert not np.allclose(d(x, training=True), d(x, training=True))
-    back = PatchDiscriminator.from_config(d.get_config())
+    back = check_config_round_trip(d)
     assert back.count_params() == d.count_params()
     with pytest.raises(InvalidArgumentError, match="input_shape"):
         PatchDiscriminator((80, 80))
@@ -233,13 +234,8 @@ def test_patch_discriminator_layers():
 
 def test_rcn_keras_round_trip_and_errors(tmp_path):
     net = RCN(LaplaceCodec(5, (32, 32), beta=2.0), width=0.125)
-    path = tmp_path / "rcn.keras"
-    net.save(path)
-    back = keras.saving.load_model(path)
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
-    a, b = net.decode(net(x)), back.decode(back(x))
-    for key in ("landmarks", "scores", "covariance"):
-        assert np.allclose(a[key], b[key], atol=1e-5)
+    back = check_keras_round_trip(net, x, tmp_path / "rcn.keras", keys=("landmarks", "scores", "covariance"), atol=1e-5)
     assert back.codec.beta == 2.0 and back.width == 0.125
     with pytest.raises(InvalidArgumentError, match="multiple of 16"):
         RCN(LaplaceCodec(5, (40, 40)))
@@ -469,7 +465,7 @@ def test_uint8_unlabeled_batches_and_nonsaturating_objective():
     assert any(not np.allclose(a, v.numpy()) for a, v in zip(before, disc.trainable_variables))
     # the trainer runs and decodes like its generator (evaluate_network relies on it)
     assert trainer.codec is codec and trainer(np.zeros((1, 32, 32, 3), np.float32))["heatmaps"].shape == (1, 32, 32, 4)
-    back = AdversarialLandmarkTrainer.from_config(trainer.get_config())
+    back = check_config_round_trip(trainer)
     assert back.generator_objective == "non_saturating" and back.mean == (0.5,) * 3
     assert back.discriminator.count_params() == disc.count_params() and back.generator.count_params() == gen.count_params()
 
