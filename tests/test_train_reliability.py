@@ -162,7 +162,7 @@ def test_a_run_with_a_damaged_state_resumes_to_the_weights_and_history_of_an_uni
 
 
 # ------------------------------------------------------------------------ a run folder of the old layout (issue 23)
-#: config.json's keys as lmkzoo wrote them before issue 23 (e.g. /root/lmkzoo_runs/pipnet_lite.300w_lfw)
+#: config.json's keys as lmkzoo wrote them before issue 23 (the long 300-W training runs' folders have them)
 OLD_CONFIG_KEYS = ["model", "data", "epochs", "batch_size", "learning_rate", "augment", "builder_overrides",
                    "steps_per_epoch", "seed", "strategy", "replicas", "precision", "start_epoch", "backbone_init"]
 
