@@ -21,11 +21,10 @@ from lmkzoo.errors import LmkzooError
 
 #: command groups, in the order ``lmkzoo --help`` lists their subcommands
 COMMANDS = (predict, zoo, convert, download, publish, train, evaluate, bench, export, data)
-#: ``lmkzoo --help``'s examples, in this order
-_EXAMPLE_ORDER = ("predict", "list", "info", "convert", "download", "publish", "data", "train", "evaluate", "bench",
-                  "export")
-EXAMPLES = {name: ex for group in COMMANDS for name, ex in group.EXAMPLES.items()}
-EXAMPLES = {name: EXAMPLES[name] for name in _EXAMPLE_ORDER}
+_EXAMPLES = {name: example for group in COMMANDS for name, example in group.EXAMPLES.items()}
+#: each subcommand's example line, in the order ``lmkzoo --help`` prints them
+EXAMPLES = {name: _EXAMPLES[name] for name in ("predict", "list", "info", "convert", "download", "publish", "data",
+                                               "train", "evaluate", "bench", "export")}
 
 
 class _Parser(argparse.ArgumentParser):
