@@ -1,4 +1,5 @@
-"""Video: frames from a file or an iterable, the One Euro filter, track continuity and a jitter metric.
+"""Video: frames from a file or an iterable, the One Euro filter, track continuity (:func:`track_video`, the loop
+behind ``Landmarker.predict_video``) and a jitter metric.
 
 The One Euro filter (Casiez, Roussel, Vogel, CHI 2012) is a first-order low-pass filter whose cutoff rises
 with the signal's speed: still landmarks are smoothed hard (no jitter), moving ones follow with little lag.
