@@ -41,8 +41,8 @@ def predict_overhead(threads: int, iters: int) -> dict:
     import numpy as np
 
     import lmkzoo
-    from lmkzoo.export.runtimes import load_exported
     from lmkzoo.image_io import read_image
+    from lmkzoo.inference.loader import load_exported
 
     img = read_image(lmkzoo.sample_image())
     lm = lmkzoo.load()
@@ -62,7 +62,7 @@ def predict_overhead(threads: int, iters: int) -> dict:
                 def __call__(self, crops):
                     return {k: v.copy() for k, v in stored.items()}
 
-            python_only = lmkzoo.tasks.landmarker.Landmarker(run_lm.spec, None, runner=Stored())
+            python_only = lmkzoo.inference.landmarker.Landmarker(run_lm.spec, None, runner=Stored())
             t = _interleaved({"graph": lambda: run_lm.runner(crop), "predict": lambda: run_lm.predict(img, boxes=[box]),
                               "python_only": lambda: python_only.predict(img, boxes=[box])}, iters)
             t["predict_vs_graph"] = round(t["predict"] / t["graph"], 3)
@@ -97,7 +97,7 @@ def heatmap_decode(threads: int, iters: int) -> dict:
 
     import lmkzoo
     from lmkzoo.bench import _export_raw
-    from lmkzoo.export.runtimes import TFLiteRunner
+    from lmkzoo.runtimes import TFLiteRunner
 
     rng = np.random.default_rng(0)
     fns, out = {}, {}

@@ -94,14 +94,14 @@ def measure(name: str, *, runtimes=("keras", "tflite"), quantize=(), batches=(1,
     import keras
 
     from lmkzoo.flops import count_macs
-    from lmkzoo.tasks.landmarker import Landmarker
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.inference.landmarker import Landmarker
+    from lmkzoo.inference.loader import build_network
 
     spec = _spec_for(name, size)
     keras.utils.set_random_seed(0)
     weights = "pretrained" if spec.has_weights and not size else None
     if weights:
-        from lmkzoo.tasks.loader import load
+        from lmkzoo.inference.loader import load
 
         lm = load(spec.name, runtime="keras")
         network = lm.network
@@ -113,7 +113,7 @@ def measure(name: str, *, runtimes=("keras", "tflite"), quantize=(), batches=(1,
     photo = _photo()
     box = np.array([60.0, 50.0, 190.0, 200.0])
     if spec.crop.get("policy", "box") != "box":  # aligned families: the face's five points from the default model
-        from lmkzoo.tasks.loader import load as _load
+        from lmkzoo.inference.loader import load as _load
 
         helper = _load()
         five = helper.scheme.five_points(helper.predict(photo)[0].points)
@@ -141,7 +141,7 @@ def measure(name: str, *, runtimes=("keras", "tflite"), quantize=(), batches=(1,
                 run_lm = lm
                 raw = Landmarker(spec, network, runner=_KerasRaw(lm, network))
             else:
-                from lmkzoo.export.runtimes import load_exported
+                from lmkzoo.inference.loader import load_exported
 
                 kw = {}
                 if q == "int8":
@@ -218,7 +218,7 @@ def _export_raw(lm, path, rt, q, kw):
 
 
 def _raw_runner(path, rt, threads):
-    from lmkzoo.export.runtimes import ONNXRunner, TFLiteRunner
+    from lmkzoo.runtimes import ONNXRunner, TFLiteRunner
 
     return TFLiteRunner(path, num_threads=threads) if rt == "tflite" else ONNXRunner(path, num_threads=threads)
 
@@ -272,9 +272,9 @@ def _train_step_rate(spec, *, batch: int, warmup: int, iters: int) -> dict:
     import tensorflow as tf
 
     from lmkzoo import schemes
-    from lmkzoo.tasks.families import get_family
-    from lmkzoo.tasks.loader import build_network
-    from lmkzoo.tasks.train import build_optimizer
+    from lmkzoo.families.base import get_family
+    from lmkzoo.inference.loader import build_network
+    from lmkzoo.training.optimizers import build_optimizer
 
     net = build_network(spec)
     fam = get_family(spec.family)

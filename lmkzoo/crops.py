@@ -74,13 +74,11 @@ def face_box_from_five_points(five_points) -> np.ndarray:
     would be far too small: they span the eyes to the mouth corners).
     """
     global _MEAN_FACE68
-    from pathlib import Path
-
     from lmkzoo import schemes
+    from lmkzoo.assets import scheme_meanface
 
     if _MEAN_FACE68 is None:
-        path = Path(__file__).resolve().parent / "assets" / "meanfaces" / "pipnet_300w.txt"
-        _MEAN_FACE68 = np.array(path.read_text().split(), dtype=np.float64).reshape(-1, 2)
+        _MEAN_FACE68 = scheme_meanface("ibug68")
     mean5 = schemes.get("ibug68").five_points(_MEAN_FACE68)
     m = geometry.similarity_umeyama(mean5, np.asarray(five_points, dtype=np.float64))
     return geometry.points_bbox(geometry.apply_affine(_MEAN_FACE68, m))

@@ -259,7 +259,7 @@ class BlazeFaceDetector:
         min_score: detection threshold (MediaPipe: 0.5).
         iou_threshold: weighted-NMS overlap.
         calibration: BlazeFace → face-box mapping per model (:data:`BLAZEFACE_CALIBRATION`).
-        num_threads: CPU threads of each interpreter (default: :func:`~lmkzoo.export.runtimes.default_num_threads`).
+        num_threads: CPU threads of each interpreter (default: :func:`~lmkzoo.runtimes.default_num_threads`).
         portrait_fraction: ``"auto"`` only: the short-range answer stands when its largest face is at least this
             fraction of the image's longer side.
         min_face_size: ``"auto"`` only: the smallest face side (pixels) that tiling should find on large images; None
@@ -269,7 +269,7 @@ class BlazeFaceDetector:
     def __init__(self, models="auto", *, min_score: float = 0.5, iou_threshold: float = 0.3,
                  calibration=None, num_threads: int | None = None, portrait_fraction: float = 0.25,
                  min_face_size: float | None = 40.0):
-        from lmkzoo.export.runtimes import InterpreterPool, default_num_threads
+        from lmkzoo.runtimes import InterpreterPool, default_num_threads
 
         auto = isinstance(models, str) and models == "auto"
         order = ("short", "full") if auto else models

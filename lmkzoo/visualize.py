@@ -121,7 +121,7 @@ def draw_uncertainty(image, points, covariance, *, k: float = 2.0, color=(255, 2
 
 def draw_faces(image, faces, *, boxes: bool = True, uncertainty: bool = True, radius: float | None = None,
                box_color=(255, 255, 255)) -> np.ndarray:
-    """A copy of ``image`` with every :class:`~lmkzoo.tasks.landmarker.FaceLandmarks` drawn: its face box, its
+    """A copy of ``image`` with every :class:`~lmkzoo.inference.landmarker.FaceLandmarks` drawn: its face box, its
     points over the scheme's skeleton and, where the family predicts one, each point's 2-sigma ellipse."""
     import cv2
 

@@ -22,7 +22,7 @@ def bad(tmp_path_factory, lfw_tfds):
     import cv2
     import torch
 
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.inference.loader import build_network
     from lmkzoo.testing.tiny import tiny_spec
     from lmkzoo.testing.torch_pipnet import random_pipnet
 
@@ -127,7 +127,7 @@ def test_every_user_error_is_one_line_and_status_2(bad, capsys, argv, says):
 def test_train_refuses_bad_settings_before_making_a_run_folder(tmp_path):
     """The API does the same checks as the command line (``epochs=0`` used to mean "the recipe's epochs")."""
     from lmkzoo.errors import InvalidArgumentError
-    from lmkzoo.tasks.train import train
+    from lmkzoo.training.train import train
 
     for kw in ({"epochs": 0}, {"batch_size": -4}, {"steps_per_epoch": 0}, {"learning_rate": float("nan")},
                {"learning_rate": -1e-3}, {"epochs": 2.5}, {"eval_every": 0}):

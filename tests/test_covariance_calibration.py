@@ -37,8 +37,8 @@ def test_bad_scales_are_refused(bad):
 
 
 def test_zoo_builder_passes_the_scale_to_the_codec():
+    from lmkzoo.inference.loader import build_network
     from lmkzoo.registry import get_spec
-    from lmkzoo.tasks.loader import build_network
     from lmkzoo.testing.tiny import tiny_spec
 
     spec = tiny_spec("laplacekl_rcn.300w", 32, width=0.0625, covariance_scale=1.7)

@@ -14,8 +14,8 @@ import pytest
 import lmkzoo
 from lmkzoo import metrics
 from lmkzoo.image_io import read_image
+from lmkzoo.inference.tracking import jitter
 from lmkzoo.registry import default_model_name, get_spec
-from lmkzoo.tracking import jitter
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ from lmkzoo.detection import (
 from lmkzoo.errors import InvalidArgumentError
 from lmkzoo.geometry import from_pts_convention
 from lmkzoo.image_io import read_image
-from lmkzoo.tracking import box_iou
+from lmkzoo.inference.tracking import box_iou
 
 SAMPLE = "lmkzoo/assets/samples/astronaut.jpg"
 

@@ -12,10 +12,10 @@ import pytest
 from datasets_tfds._common.testing import build, examples
 from lmkzoo import metrics
 from lmkzoo.errors import InvalidArgumentError
+from lmkzoo.inference.evaluate import PROTOCOLS, evaluate, parse_data
+from lmkzoo.inference.landmarker import Landmarker
+from lmkzoo.inference.loader import build_network
 from lmkzoo.registry import family_default_models, get_spec, list_models
-from lmkzoo.tasks.evaluate import PROTOCOLS, evaluate, parse_data
-from lmkzoo.tasks.landmarker import Landmarker
-from lmkzoo.tasks.loader import build_network
 from lmkzoo.testing.tiny import tiny_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,12 +21,13 @@ from lmkzoo import geometry, schemes
 from lmkzoo.codecs import HeatmapCodec
 from lmkzoo.codecs.base import first_max_cells
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
+from lmkzoo.families.base import get_family
+from lmkzoo.inference.loader import build_network
 from lmkzoo.losses import HeatmapLoss
 from lmkzoo.models.backbones import MobileNetV2Backbone
 from lmkzoo.models.heatmap import HeatmapNetwork, heatmap_stride, paper_backbone_args, parse_strategy
 from lmkzoo.registry import get_spec
-from lmkzoo.tasks.families import get_family
-from lmkzoo.tasks.loader import build_network
+from lmkzoo.testing.round_trip import check_codec_round_trip, check_keras_round_trip
 
 
 # ------------------------------------------------------------------------------------------------ codec
@@ -64,12 +65,10 @@ def test_encode_decode_round_trip_in_crop_pixels_batched():
     assert codec.heatmap_size == (24, 16)
     rng = np.random.default_rng(1)
     pts = np.stack([rng.uniform(12, 84, (3, 5)), rng.uniform(12, 52, (3, 5))], -1).astype(np.float32)
-    t = codec.encode(pts)
+    t, _, out = check_codec_round_trip(codec, pts, atol=0.05 * codec.stride, rtol=0.0)
     assert t["heatmaps"].shape == (3, 16, 24, 5) and t["visible"].shape == (3, 5)
     assert np.allclose(t["heatmaps"].numpy().max(axis=(1, 2)), 1.0, atol=0.2)  # peak 1 at the exact centre
-    out = codec(t)
     assert out["landmarks"].shape == (3, 5, 2) and out["scores"].shape == (3, 5)
-    assert np.abs(out["landmarks"].numpy() - pts).max() < 0.05 * codec.stride
     # one example (no batch) gives the same maps as the batch
     single = codec.encode(pts[1])
     assert single["heatmaps"].shape == (16, 24, 5)
@@ -200,14 +199,10 @@ def test_paper_backbone_features():
 
 def test_keras_round_trip(tmp_path):
     net = _tiny_net("SD")
-    path = tmp_path / "heatmap.keras"
-    net.save(path)
-    back = keras.saving.load_model(path)
+    x = np.random.default_rng(6).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    back = check_keras_round_trip(net, x, tmp_path / "heatmap.keras", atol=1e-4)
     assert isinstance(back, HeatmapNetwork) and back.strategy == "SD" and back.filters == 16
     assert back.codec.get_config() == net.codec.get_config()
-    x = np.random.default_rng(6).normal(size=(2, 64, 64, 3)).astype(np.float32)
-    a, b = net.decode(net(x)), back.decode(back(x))
-    assert np.allclose(a["landmarks"], b["landmarks"], atol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------ loss
@@ -398,7 +393,7 @@ def test_tiny_model_learns_on_lfw_teacher_labels(shared_data):
     from a random network's (~90%) to below a quarter of it and below the mean-shape predictor's."""
     from lmkzoo import metrics
     from lmkzoo.data.pipeline import make_dataset
-    from lmkzoo.tasks.train import evaluate_network
+    from lmkzoo.training.run import evaluate_network
 
     train_rows, val_rows = person_split(shared_data, 512, 64)
     train_src, train_pts = example_dataset(shared_data, train_rows)
@@ -434,9 +429,9 @@ def test_tiny_model_learns_on_lfw_teacher_labels(shared_data):
 
 @pytest.mark.slow
 def test_train_entry_point_and_keras_file_round_trip(shared_data, tmp_path):
-    """``lmkzoo.tasks.train.train`` runs the family's recipe (earp preset, heatmap loss, step schedule, 5-point
+    """``lmkzoo.training.train.train`` runs the family's recipe (earp preset, heatmap loss, step schedule, 5-point
     crops, evaluation callback) and its ``final.keras`` loads back through ``lmkzoo.load(path)``."""
-    from lmkzoo.tasks.train import train
+    from lmkzoo.training.train import train
 
     images, pts = load_faces(shared_data, teacher_rows(shared_data)[:24])
     train_src, val_src = examples(images[:16], pts[:16]), examples(images[16:], pts[16:])

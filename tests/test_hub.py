@@ -33,7 +33,7 @@ def hub_env(monkeypatch, tmp_path):
     monkeypatch.setenv("LMKZOO_HUB_TIMEOUT", "2")
     monkeypatch.setenv("LMKZOO_HUB_MAX_TIME", "20")
     monkeypatch.setenv("LMKZOO_HUB_RETRIES", "3")
-    monkeypatch.setattr(hub, "_BACKOFF_BASE", 0.05)
+    monkeypatch.setattr(hub.transport, "_BACKOFF_BASE", 0.05)
     real_connect = socket.socket.connect
 
     def loopback_only(self, address):

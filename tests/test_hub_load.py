@@ -15,11 +15,12 @@ import yaml
 from hub_server import TINY_ARCH, Route, Server, card, sha, write_zoo
 
 import lmkzoo
-from lmkzoo import cli, hub, registry
+from lmkzoo import cli, registry
 from lmkzoo.codecs import packaged_meanface
 from lmkzoo.errors import ChecksumMismatchError, InvalidArgumentError, WeightsUnavailableError
+from lmkzoo.inference.loader import build_network
 from lmkzoo.registry import ZooFormatError, validate_weights_entry
-from lmkzoo.tasks.loader import build_network
+from lmkzoo.training import publish
 
 X = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype("float32")
 
@@ -159,7 +160,7 @@ def test_keras_files_load_in_safe_mode(tmp_path, monkeypatch):
 
 
 def _run_folder(tmp_path, monkeypatch, nets, *, history=True):
-    """A folder shaped like lmkzoo.tasks.train's output, for a net trained with its own mean face."""
+    """A folder shaped like lmkzoo.training.train's output, for a net trained with its own mean face."""
     write_zoo(monkeypatch, tmp_path, {"tiny_hub": TINY_ARCH})
     run = tmp_path / "run"
     run.mkdir()
@@ -212,8 +213,8 @@ def test_publish_keras_file_finds_its_mean_face(tmp_path, monkeypatch, nets):
     lone.mkdir()
     (run / "final.keras").rename(lone / "model.keras")
     with pytest.raises(InvalidArgumentError, match="needs measured metrics"):
-        hub.publish(lone / "model.keras", license="MIT", data_license="CC0", training_data="x")
-    res = hub.publish(lone / "model.keras", license="MIT", data_license="CC0", training_data="synthetic faces",
+        publish.publish(lone / "model.keras", license="MIT", data_license="CC0", training_data="x")
+    res = publish.publish(lone / "model.keras", license="MIT", data_license="CC0", training_data="synthetic faces",
                       metrics={"synthetic_nme": 0.05}, out_dir=tmp_path / "pub", url_template="https://h.example/{sha8}/{filename}",
                       mirrors=["https://m.example/{arch}/{filename}"])
     assert res.name == "tiny_hub.aflw" and np.allclose(res.builder["meanface"], MEANFACE)
@@ -230,13 +231,13 @@ def test_publish_keras_file_finds_its_mean_face(tmp_path, monkeypatch, nets):
 def test_publish_errors(tmp_path, monkeypatch, capsys, nets):
     run = _run_folder(tmp_path, monkeypatch, nets)
     with pytest.raises(InvalidArgumentError, match="neither final.keras nor final.weights.h5"):
-        hub.publish(tmp_path, license="MIT", data_license="CC0")
+        publish.publish(tmp_path, license="MIT", data_license="CC0")
     with pytest.raises(InvalidArgumentError, match="says the run trained 'tiny_hub.aflw', not 'pipnet_r18.aflw'"):
-        hub.publish(run, name="pipnet_r18.aflw", license="MIT", data_license="CC0")
+        publish.publish(run, name="pipnet_r18.aflw", license="MIT", data_license="CC0")
     with pytest.raises(InvalidArgumentError, match="URL template .https://h/{colour}. uses an unknown field"):
-        hub.publish(run, license="MIT", data_license="CC0", url_template="https://h/{colour}")
+        publish.publish(run, license="MIT", data_license="CC0", url_template="https://h/{colour}")
     with pytest.raises(ZooFormatError, match="license: must be a non-empty string"):
-        hub.publish(run, license=" ", data_license="CC0")
+        publish.publish(run, license=" ", data_license="CC0")
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "final.keras", "final.weights.h5", "history.json"]
     wide = copy.deepcopy(TINY_ARCH)
     wide["builder"]["backbone_args"] = {"width_multiplier": 0.25}
@@ -244,7 +245,7 @@ def test_publish_errors(tmp_path, monkeypatch, capsys, nets):
     (run / "final.keras").unlink()
     (run / "config.json").unlink()
     with pytest.raises(InvalidArgumentError, match="do not fit tiny_wide.aflw"):
-        hub.publish(run / "final.weights.h5", name="tiny_wide", license="MIT", data_license="CC0",
+        publish.publish(run / "final.weights.h5", name="tiny_wide", license="MIT", data_license="CC0",
                     training_data="x", metrics={"nme": 1.0})
     assert sorted(p.name for p in run.iterdir()) == ["final.weights.h5", "history.json"]
     assert cli.main(["publish", str(run / "final.weights.h5"), "--license", "MIT", "--data-license", "CC0"]) == 2

@@ -109,7 +109,7 @@ def test_a_read_only_cache_names_the_folder(server, hub_env, monkeypatch):
     hub_env.mkdir(parents=True)
     hub_env.chmod(0o555)
     if os.geteuid() == 0:
-        monkeypatch.setattr(hub.os, "access", lambda *a, **k: False)
+        monkeypatch.setattr(hub.cache.os, "access", lambda *a, **k: False)
     try:
         with pytest.raises(StorageError, match=f"cannot use the cache folder {hub_env}: .*LMKZOO_HOME"):
             hub.fetch(url, sha(DATA), progress=False)
@@ -120,7 +120,7 @@ def test_a_read_only_cache_names_the_folder(server, hub_env, monkeypatch):
 def test_a_read_only_cache_as_root_is_still_a_clear_error(server, hub_env, monkeypatch):
     """Root ignores permission bits: a read-only check through os.access (forced false) gives the same error."""
     url = server.add("/ro2.weights.h5", Route(data=DATA))
-    monkeypatch.setattr(hub.os, "access", lambda *a, **k: False)
+    monkeypatch.setattr(hub.cache.os, "access", lambda *a, **k: False)
     with pytest.raises(StorageError, match=f"cannot use the cache folder {hub_env}: Permission denied"):
         hub.fetch(url, sha(DATA), progress=False)
 

@@ -61,7 +61,7 @@ def test_copy_without_any_300w_folder_is_refused_and_writes_nothing(tmp_path):
 
 def test_evaluate_reports_common_and_its_helen_and_lfpw_parts(ibug_300w_tfds):
     import lmkzoo
-    from lmkzoo.tasks.evaluate import evaluate
+    from lmkzoo.inference.evaluate import evaluate
 
     lm = lmkzoo.load()
     report = evaluate(lm, "ibug_300w:test_common", data_dir=ibug_300w_tfds.root_data_dir)

@@ -102,7 +102,7 @@ def test_bad_files_and_backbones_are_refused(pretrained, tmp_path):
 
 def test_recipe_backbone_init_needs_the_file(monkeypatch):
     from lmkzoo.registry import get_spec
-    from lmkzoo.tasks.train import _init_backbone
+    from lmkzoo.training.supervised import _init_backbone
 
     monkeypatch.delenv("LMKZOO_IMAGENET_MOBILENETV2", raising=False)
     spec = get_spec("pipnet_mnv2.300w")

@@ -15,7 +15,8 @@ from lmkzoo.errors import InvalidArgumentError, WeightsUnavailableError
 from lmkzoo.losses import GaussianKL, LaplaceKL, SoftArgmaxL2
 from lmkzoo.models.laplacekl import PAPER_PARAMETERS, RCN, PatchDiscriminator
 from lmkzoo.models.layers import SoftArgmax2D
-from lmkzoo.tasks.laplacekl_trainer import AdversarialLandmarkTrainer, make_adversarial_dataset
+from lmkzoo.testing.round_trip import check_config_round_trip, check_keras_round_trip
+from lmkzoo.training.adversarial import AdversarialLandmarkTrainer, make_adversarial_dataset
 
 
 def _table1_count(width, k=68, filters=64):
@@ -153,7 +154,7 @@ def _np_laplace_kl(mu1, b1, mu2, b2):
 
 
 def test_laplace_kl_closed_form_matches_numerical_integration():
-    from lmkzoo.losses.laplace_kl_loss import gaussian_kl_divergence, laplace_kl_divergence
+    from lmkzoo.losses.laplacekl_loss import gaussian_kl_divergence, laplace_kl_divergence
 
     x = np.linspace(-60, 60, 600001)
     for mu1, b1, mu2, b2 in [(0.3, 0.7, -1.1, 1.0), (2.0, 3.0, 0.0, 1.0), (0.0, 1.0, 0.0, 1.0)]:
@@ -189,7 +190,7 @@ def test_kl_losses_match_numpy_reference_on_random_heatmaps():
             assert float(loss(y_true, {"heatmaps": heat})) == pytest.approx(per_example.mean(), rel=2e-5)
             assert np.allclose(keras.ops.convert_to_numpy(loss.call(target, heat)), ref.mean(-1), rtol=2e-5)
     # round trip of the configuration
-    back = LaplaceKL.from_config(LaplaceKL(beta=2.0, target_scale=0.5).get_config())
+    back = check_config_round_trip(LaplaceKL(beta=2.0, target_scale=0.5))
     assert (back.beta, back.target_scale) == (2.0, 0.5)
     with pytest.raises(InvalidArgumentError, match="target_scale"):
         LaplaceKL(target_scale=0)
@@ -225,7 +226,7 @@ def test_patch_discriminator_layers():
     # noise only while training
     assert np.allclose(d(x, training=False), d(x, training=False))
     assert not np.allclose(d(x, training=True), d(x, training=True))
-    back = PatchDiscriminator.from_config(d.get_config())
+    back = check_config_round_trip(d)
     assert back.count_params() == d.count_params()
     with pytest.raises(InvalidArgumentError, match="input_shape"):
         PatchDiscriminator((80, 80))
@@ -233,13 +234,8 @@ def test_patch_discriminator_layers():
 
 def test_rcn_keras_round_trip_and_errors(tmp_path):
     net = RCN(LaplaceCodec(5, (32, 32), beta=2.0), width=0.125)
-    path = tmp_path / "rcn.keras"
-    net.save(path)
-    back = keras.saving.load_model(path)
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
-    a, b = net.decode(net(x)), back.decode(back(x))
-    for key in ("landmarks", "scores", "covariance"):
-        assert np.allclose(a[key], b[key], atol=1e-5)
+    back = check_keras_round_trip(net, x, tmp_path / "rcn.keras", keys=("landmarks", "scores", "covariance"), atol=1e-5)
     assert back.codec.beta == 2.0 and back.width == 0.125
     with pytest.raises(InvalidArgumentError, match="multiple of 16"):
         RCN(LaplaceCodec(5, (40, 40)))
@@ -254,7 +250,7 @@ def test_serving_graph_tflite_ops_and_parity():
     from ai_edge_litert.interpreter import Interpreter
 
     from lmkzoo.export.serving import build_serving_model
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.inference.loader import build_network
 
     spec = lmkzoo.get_spec("laplacekl_rcn.300w_sixteenth")
     serving = build_serving_model(build_network(spec), mean=spec.mean, std=spec.std)
@@ -305,7 +301,7 @@ def _unlabeled_images(shared_data, people, n):
 @pytest.mark.slow
 def test_tiny_adversarial_run_updates_both_networks(shared_data, tmp_path):
     """LaplaceKL+D (Algorithm 1): labeled LFW-teacher faces + unlabeled LFW images of other people."""
-    from lmkzoo.tasks.laplacekl_trainer import train_adversarial
+    from lmkzoo.training.adversarial import train_adversarial
 
     rows = _lfw_rows(shared_data)
     people = sorted({r[1].split("/")[0] for r in rows})
@@ -342,7 +338,7 @@ def test_killed_adversarial_run_resumes_to_the_same_weights(shared_data, tmp_pat
     of an uninterrupted one: both networks, both optimizers and both data streams resume where they stopped."""
     import keras
 
-    from lmkzoo.tasks.laplacekl_trainer import train_adversarial
+    from lmkzoo.training.adversarial import train_adversarial
 
     rows = _lfw_rows(shared_data)
     people = sorted({r[1].split("/")[0] for r in rows})
@@ -371,14 +367,14 @@ def test_killed_adversarial_run_resumes_to_the_same_weights(shared_data, tmp_pat
 
 @pytest.mark.slow
 def test_adversarial_train_with_face_image_folder_tfds(shared_data, tmp_path, monkeypatch):
-    """lmkzoo.tasks.train.train on laplacekl_rcn_d with unlabeled="face_image_folder/folder": the real TFDS builder
+    """lmkzoo.training.train.train on laplacekl_rcn_d with unlabeled="face_image_folder/folder": the real TFDS builder
     over three LFW person folders (whole-image boxes, cropped by unlabeled_crop); both networks update."""
     import shutil
 
     from datasets_tfds._common.testing import build
-    from lmkzoo.tasks.laplacekl_trainer import AdversarialLandmarkTrainer as Trainer
-    from lmkzoo.tasks.optimizers import AdamL2
-    from lmkzoo.tasks.train import train
+    from lmkzoo.training.adversarial import AdversarialLandmarkTrainer as Trainer
+    from lmkzoo.training.optimizers import AdamL2
+    from lmkzoo.training.train import train
 
     rows = _lfw_rows(shared_data)
     people = sorted({r[1].split("/")[0] for r in rows})
@@ -412,8 +408,8 @@ def test_adversarial_train_with_face_image_folder_tfds(shared_data, tmp_path, mo
     # the recipe's {adam, weight_decay: 1e-5} is PyTorch's coupled decay, inside both optimizers
     assert all(isinstance(o, AdamL2) and o.weight_decay == pytest.approx(1e-5) for o in snapshots["optimizers"])
     # the discriminator is saved beside the generator: rebuild it and load its trained weights
+    from lmkzoo.families.base import get_family
     from lmkzoo.registry import get_spec
-    from lmkzoo.tasks.families import get_family
 
     spec = get_spec("laplacekl_rcn_d.300w_sixteenth")
     disc = get_family("laplacekl").build_discriminator(spec, generator, filters=8)
@@ -431,7 +427,7 @@ def test_adversarial_trainer_contract_errors():
         AdversarialLandmarkTrainer(gen, PatchDiscriminator((32, 32, 4)))
     with pytest.raises(InvalidArgumentError, match="generator_objective"):
         AdversarialLandmarkTrainer(gen, PatchDiscriminator((32, 32, 6)), generator_objective="wasserstein")
-    from lmkzoo.tasks.optimizers import AdamL2
+    from lmkzoo.training.optimizers import AdamL2
 
     # decay in the trainer and in the optimizer would apply twice: refused, naming both values
     twice = AdversarialLandmarkTrainer(gen, PatchDiscriminator((32, 32, 6)), weight_decay=1e-5)
@@ -443,7 +439,7 @@ def test_adversarial_trainer_contract_errors():
     with pytest.raises(InvalidArgumentError, match=r"\(B, H, W, 3\)"):
         make_adversarial_dataset(tf.data.Dataset.from_tensor_slices((np.zeros((4, 32, 32, 3)), np.zeros(4))).batch(2),
                                  tf.data.Dataset.from_tensor_slices(np.zeros((4, 32, 32, 3))))
-    from lmkzoo.tasks.train import train
+    from lmkzoo.training.train import train
 
     with pytest.raises(InvalidArgumentError, match="unlabeled"):
         train("laplacekl_rcn_d.300w_sixteenth", data=(images, None))
@@ -469,7 +465,7 @@ def test_uint8_unlabeled_batches_and_nonsaturating_objective():
     assert any(not np.allclose(a, v.numpy()) for a, v in zip(before, disc.trainable_variables))
     # the trainer runs and decodes like its generator (evaluate_network relies on it)
     assert trainer.codec is codec and trainer(np.zeros((1, 32, 32, 3), np.float32))["heatmaps"].shape == (1, 32, 32, 4)
-    back = AdversarialLandmarkTrainer.from_config(trainer.get_config())
+    back = check_config_round_trip(trainer)
     assert back.generator_objective == "non_saturating" and back.mean == (0.5,) * 3
     assert back.discriminator.count_params() == disc.count_params() and back.generator.count_params() == gen.count_params()
 
@@ -516,8 +512,8 @@ def test_family_load_predict_with_uncertainty(shared_data):
     # points are inside the crop box (soft-argmax is an expectation over the crop)
     assert np.all((face.points >= box[:2] - 1e-3) & (face.points <= box[2:] + 1e-3))
     # the other archs and width tags
-    from lmkzoo.tasks.families import get_family
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.families.base import get_family
+    from lmkzoo.inference.loader import build_network
 
     fam = get_family("laplacekl")
     soft = lmkzoo.get_spec("softargmax_rcn.300w_eighth")
@@ -535,7 +531,7 @@ def test_family_load_predict_with_uncertainty(shared_data):
 @pytest.mark.slow
 def test_supervised_training_through_train_entry_point(shared_data, tmp_path):
     """``train()`` for a non-adversarial LaplaceKL-family model: five-point-hull crops, codec targets, family loss."""
-    from lmkzoo.tasks.train import train
+    from lmkzoo.training.train import train
 
     rows = _lfw_rows(shared_data)
     people = sorted({r[1].split("/")[0] for r in rows})

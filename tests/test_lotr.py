@@ -13,6 +13,9 @@ from lfw_faces import check_five_point_predict_and_flip_test, example_dataset, p
 import lmkzoo
 from lmkzoo.codecs import RegressionCodec
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
+from lmkzoo.families.base import get_family
+from lmkzoo.inference.landmarker import Landmarker
+from lmkzoo.inference.loader import build_network
 from lmkzoo.losses import L1, SmoothWing, Wing
 from lmkzoo.losses.coordinate_loss import CoordinateLoss
 from lmkzoo.models.lotr import (
@@ -26,9 +29,7 @@ from lmkzoo.models.lotr import (
 )
 from lmkzoo.models.lotr.transformer import PositionalEncoding2D
 from lmkzoo.registry import get_spec
-from lmkzoo.tasks.families import get_family
-from lmkzoo.tasks.landmarker import Landmarker
-from lmkzoo.tasks.loader import build_network
+from lmkzoo.testing.round_trip import check_codec_round_trip, check_config_round_trip, check_keras_round_trip
 
 #: Table 3 "Params (x10^6)"
 TABLE3 = {"lotr_m": 2.81, "lotr_m_plus": 3.71, "lotr_r_plus": 25.21, "cnn_ffn_m": 3.89, "cnn_ffn_r": 25.24}
@@ -184,8 +185,7 @@ def test_encoder_and_decoder_layers_route_the_encoding():
     # dropout is active in training only
     assert not np.allclose(dec(y, mem, training=True).numpy(), a, atol=1e-4)
     for layer in (enc, dec, PositionalMultiHeadAttention(8, 4, 0.1)):
-        again = type(layer).from_config(layer.get_config())
-        assert again.get_config() == layer.get_config()
+        check_config_round_trip(layer)
     with pytest.raises(InvalidArgumentError, match="divisor of dim"):
         PositionalMultiHeadAttention(10, 4)
 
@@ -209,12 +209,10 @@ def test_codec_encode_decode_identity():
     codec = RegressionCodec(5, (96, 64))
     rng = np.random.default_rng(2)
     pts = np.stack([rng.uniform(-10, 106, (3, 5)), rng.uniform(-10, 74, (3, 5))], -1).astype(np.float32)
-    t = codec.encode(pts)
+    t, _, out = check_codec_round_trip(codec, pts, atol=1e-4)
     assert t["coordinates"].shape == (3, 5, 2) and t["visible"].shape == (3, 5)
     assert np.allclose(t["coordinates"].numpy(), pts / np.array([96, 64], np.float32), atol=1e-7)
     assert np.all(t["visible"].numpy() == 1.0)  # a regressed point outside the crop is still a target
-    out = codec(t)
-    assert np.allclose(out["landmarks"].numpy(), pts, atol=1e-4)
     assert out["scores"].shape == (3, 5) and np.all(out["scores"].numpy() == 1.0)
     assert np.allclose(codec.to_pixels(t["coordinates"].numpy()), pts, atol=1e-4)
     one = codec.encode(pts[0], np.array([1, 0, 1, 1, 0]))
@@ -226,7 +224,7 @@ def test_codec_encode_decode_identity():
     assert next(iter(ds))["coordinates"].shape == (2, 5, 2)
     with pytest.raises(ShapeMismatchError, match=r"\(\.\.\., 5, 2\)"):
         codec.encode(np.zeros((4, 2), np.float32))
-    assert RegressionCodec.from_config(codec.get_config()).get_config() == codec.get_config()
+    check_config_round_trip(codec)
 
 
 # ------------------------------------------------------------------------------------------------ losses
@@ -244,8 +242,7 @@ def test_coordinate_loss_reads_the_codec_targets_and_masks_invisible_points():
     sw = CoordinateLoss("smooth_wing", scale=(192, 192), t=0.01, w=10.0, epsilon=2.0)
     expected = 3 * float(np.sum(SmoothWing().elementwise(np.array([3.0, 4.0], np.float32))))
     assert float(sw(t, shifted)) == pytest.approx(expected, rel=1e-4)
-    back = keras.losses.deserialize(keras.losses.serialize(sw))
-    assert isinstance(back, CoordinateLoss) and back.get_config() == sw.get_config()
+    check_config_round_trip(sw, via=keras.losses)
     with pytest.raises(InvalidArgumentError, match="point_loss must be one of"):
         CoordinateLoss("huber")
     with pytest.raises(InvalidArgumentError, match="bad arguments"):
@@ -255,7 +252,7 @@ def test_coordinate_loss_reads_the_codec_targets_and_masks_invisible_points():
 def test_recipe_losses_and_optimizer():
     """zoo recipes: smooth-Wing (t 0.01, w 10, ε 2, crop pixels); §4.7's tags switch the point loss; LAMB 1e-3 with
     x0.1 at epochs 50 and 75 of 100."""
-    from lmkzoo.tasks.train import build_optimizer
+    from lmkzoo.training.optimizers import build_optimizer
 
     fam = get_family("lotr")
     net = _tiny_net()[1]
@@ -320,13 +317,10 @@ def test_zoo_entries():
 def test_keras_round_trip(head, tmp_path):
     spec, net = _tiny_net(head)
     path = tmp_path / f"lotr_{head}.keras"
-    net.save(path)
-    back = keras.saving.load_model(path)
-    assert type(back) is type(net) and back.get_config() == net.get_config()
-    assert back.codec.get_config() == net.codec.get_config()
     x = np.random.default_rng(3).normal(size=(2, 64, 64, 3)).astype(np.float32)
-    a, b = net(x, training=False)["coordinates"].numpy(), back(x, training=False)["coordinates"].numpy()
-    assert np.array_equal(a, b)
+    back = check_keras_round_trip(net, x, path, outputs=lambda m, x: m(x, training=False), keys=("coordinates",),
+                                  exact=True)
+    assert back.codec.get_config() == net.codec.get_config()
     if head == "ffn":
         return
     # through the public loader: the spec travels inside the file
@@ -397,7 +391,7 @@ def test_tiny_lotr_trains_on_lfw_teacher_labels(shared_data):
     recipe's optimizer (LAMB 1e-3), loss (smooth-Wing in crop pixels) and augmentation on LFW teacher labels:
     the training loss and the loss on held-out faces fall."""
     from lmkzoo.data.pipeline import make_dataset
-    from lmkzoo.tasks.train import build_optimizer
+    from lmkzoo.training.optimizers import build_optimizer
 
     train_rows, val_rows = person_split(shared_data, 128, 32)
 

@@ -11,6 +11,7 @@ from lmkzoo.errors import DatasetFormatError, InvalidArgumentError
 from lmkzoo.losses import PIPLoss
 from lmkzoo.models.backbones import ResNetBackbone
 from lmkzoo.models.pipnet import PIPNet
+from lmkzoo.testing.round_trip import check_codec_round_trip, check_keras_round_trip
 
 # docs/reference_facts.md §A5: derived from PIPNet's meanface files with C = 10
 FACTS = {
@@ -57,8 +58,13 @@ def _codec(k=68, stride=32, size=256):
 def _perfect_outputs(codec, landmarks):
     """Network outputs that a perfect PIPNet would give for ``landmarks`` (B, K, 2): built from encode."""
     t = codec.encode(landmarks)
+    return _outputs_for_targets(codec, t), t
+
+
+def _outputs_for_targets(codec, t):
+    """Network outputs that a perfect PIPNet would give for the encoded targets ``t``."""
     gw, gh = codec.grid
-    b, k = landmarks.shape[:2]
+    b, k = t["cell"].shape[:2]
     c = codec.num_neighbors
     cell = t["cell"].numpy()
     scores = np.zeros((b, gh * gw, k), np.float32)
@@ -76,7 +82,7 @@ def _perfect_outputs(codec, landmarks):
     return {
         "scores": scores.reshape(*shape, k), "offset_x": ox.reshape(*shape, k), "offset_y": oy.reshape(*shape, k),
         "neighbor_x": nx.reshape(*shape, k * c), "neighbor_y": ny.reshape(*shape, k * c),
-    }, t
+    }
 
 
 @pytest.mark.parametrize("stride", [16, 32, 64, 128])
@@ -84,14 +90,12 @@ def test_encode_decode_round_trip(stride):
     codec = _codec(stride=stride)
     rng = np.random.default_rng(stride)
     pts = rng.uniform(1, 255, (3, 68, 2)).astype(np.float32)
-    outputs, t = _perfect_outputs(codec, pts)
+    # every vote is exact, so the merged prediction is exact too
+    t, _, dec = check_codec_round_trip(codec, pts, atol=1e-3, to_outputs=lambda t: _outputs_for_targets(codec, t))
     g = 256 // stride
     cell = t["cell"].numpy()
     assert np.all((0 <= t["offsets"].numpy()) & (t["offsets"].numpy() < 1))
     assert np.array_equal(cell, (np.floor(pts[..., 1] / stride) * g + np.floor(pts[..., 0] / stride)).astype(int))
-    dec = codec(outputs)
-    # every vote is exact, so the merged prediction is exact too
-    assert np.allclose(dec["landmarks"].numpy(), pts, atol=1e-3)
     assert np.allclose(dec["scores"].numpy(), 1.0)
 
 
@@ -162,7 +166,7 @@ def test_parameter_counts_match_reference():
     trainable = sum(int(np.prod(w.shape)) for w in lm.network.trainable_weights)
     assert trainable == 12_332_814  # docs/reference_facts.md §A2, 98 points, C = 10
     spec68 = lmkzoo.get_spec("pipnet_r18.300w")
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.inference.loader import build_network
 
     net68 = build_network(spec68)
     assert sum(int(np.prod(w.shape)) for w in net68.trainable_weights) == 11_978_844
@@ -174,12 +178,8 @@ def test_network_strides_and_keras_round_trip(tmp_path):
         net = PIPNet(ResNetBackbone(18, width_multiplier=0.125, input_shape=(64, 64, 3)), codec, extra_channels=16)
         out = net(np.zeros((1, 64, 64, 3), np.float32))
         assert out["scores"].shape == (1, g, g, 19) and out["neighbor_x"].shape == (1, g, g, 76)
-    path = tmp_path / "net.keras"
-    net.save(path)
-    back = keras.saving.load_model(path)
     x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
-    a, b = net.decode(net(x)), back.decode(back(x))
-    assert np.allclose(a["landmarks"], b["landmarks"], atol=1e-5)
+    back = check_keras_round_trip(net, x, tmp_path / "net.keras", atol=1e-5)
     assert np.array_equal(back.codec.reverse_index1, net.codec.reverse_index1)
 
 
@@ -206,8 +206,8 @@ def test_tiny_pipnet_learns_on_lfw_teacher_labels(lfw_tfds, tmp_path):
     validation). Measured: loss 1.67 → 0.99, NME 19.5 % → 10.2 % in 6 epochs of 24 steps at 64 px."""
     from pathlib import Path
 
-    from lmkzoo.tasks.train import train
     from lmkzoo.testing.tiny import tiny_spec
+    from lmkzoo.training.train import train
 
     data_dir = Path(lfw_tfds.data_dir).parents[2]
     spec = tiny_spec("pipnet_r18.300w", 64, backbone_args={"width_multiplier": 0.25}, net_stride=16, extra_channels=32)

@@ -27,7 +27,7 @@ def test_import_lmkzoo_imports_neither_tensorflow_nor_keras():
 
 
 def test_packages_and_light_names_stay_light():
-    code = ("import lmkzoo, lmkzoo.tasks, lmkzoo.data\n"
+    code = ("import lmkzoo, lmkzoo.families, lmkzoo.training, lmkzoo.inference, lmkzoo.data\n"
             "lmkzoo.read_image, lmkzoo.list_models('pipnet*'), lmkzoo.get_spec('pipnet_lite'), lmkzoo.schemes.get('ibug68')")
     assert _imported_after(code) == []
 
@@ -35,9 +35,9 @@ def test_packages_and_light_names_stay_light():
 def test_entry_points_are_top_level_names():
     import lmkzoo
     from lmkzoo.image_io import read_image
-    from lmkzoo.tasks.evaluate import evaluate
-    from lmkzoo.tasks.loader import load
-    from lmkzoo.tasks.train import train
+    from lmkzoo.inference.evaluate import evaluate
+    from lmkzoo.inference.loader import load
+    from lmkzoo.training.train import train
 
     assert lmkzoo.train is train and lmkzoo.evaluate is evaluate and lmkzoo.read_image is read_image
     assert lmkzoo.load is load

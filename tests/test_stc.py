@@ -30,7 +30,7 @@ def _spec(size=64, tag="300w", **builder):
 def stc_net():
     import keras
 
-    from lmkzoo.tasks.families import get_family
+    from lmkzoo.families.base import get_family
 
     keras.utils.set_random_seed(0)
     spec = _spec()
@@ -48,8 +48,8 @@ def test_stc_heads_shapes_reuse_cls_layer_and_load_into_plain_pipnet(stc_net, tm
     import keras
 
     from lmkzoo.errors import InvalidArgumentError
+    from lmkzoo.families.base import get_family
     from lmkzoo.models.pipnet import PIPNet
-    from lmkzoo.tasks.families import get_family
 
     spec, net = stc_net
     family = get_family("pipnet")
@@ -135,7 +135,7 @@ def test_loss_masks_each_term_by_sample_type(stc_net, kind):
     import tensorflow as tf
 
     from lmkzoo.losses import STCLoss
-    from lmkzoo.tasks.stc import phase_gradients
+    from lmkzoo.training.self_training import phase_gradients
 
     _, net = stc_net
     loss = STCLoss()
@@ -198,7 +198,7 @@ def test_paradigms_resolve_to_sources_with_their_box_conventions():
     from lmkzoo import crops
     from lmkzoo.errors import InvalidArgumentError
     from lmkzoo.registry import get_spec
-    from lmkzoo.tasks.stc import _unlabeled_stream, resolve_unlabeled, source_box_adjust
+    from lmkzoo.training.self_training import _unlabeled_stream, resolve_unlabeled, source_box_adjust
 
     spec = get_spec("pipnet_r18_stc")
     assert resolve_unlabeled(spec, "gsl") is None and resolve_unlabeled(spec, None) is None
@@ -237,7 +237,7 @@ def test_paradigms_resolve_to_sources_with_their_box_conventions():
 
 
 def test_pseudo_label_artefact_round_trip_through_landmark_folder(shared_data, tmp_path):
-    from lmkzoo.tasks.stc import load_pseudo_labels, write_pseudo_labels
+    from lmkzoo.training.self_training import load_pseudo_labels, write_pseudo_labels
 
     rows = teacher_rows(shared_data)[:3]
     pts = np.stack([row_points(r) for r in rows])
@@ -270,9 +270,9 @@ def test_cli_curriculum_round_trains_each_head_only_in_its_phase(shared_data, tm
     from datasets_tfds._common.synthetic import write_pts
     from lmkzoo.cli import main
     from lmkzoo.export.metadata import read_metadata
-    from lmkzoo.tasks.families import get_family
-    from lmkzoo.tasks.landmarker import Landmarker
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.families.base import get_family
+    from lmkzoo.inference.landmarker import Landmarker
+    from lmkzoo.inference.loader import build_network
 
     rows = teacher_rows(shared_data)
     people = sorted({r[0].split("/")[0] for r in rows})

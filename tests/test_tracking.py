@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lmkzoo.errors import InvalidArgumentError, InvalidImageError
-from lmkzoo.tracking import OneEuroFilter, box_iou, iter_frames, jitter
+from lmkzoo.inference.tracking import OneEuroFilter, box_iou, iter_frames, jitter
 
 
 def test_one_euro_smooths_noise_and_follows_motion():

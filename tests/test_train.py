@@ -28,7 +28,7 @@ import json, os, sys, numpy as np
 {prelude}
 import tensorflow_datasets as tfds, datasets_tfds, keras
 from lmkzoo.testing.tiny import tiny_spec
-from lmkzoo.tasks.train import train
+from lmkzoo.training.train import train
 b = tfds.builder("landmark_folder/lfw_teacher68", data_dir={str(lfw_dir)!r})
 src = b.as_dataset(split="train").take(32)
 spec = tiny_spec("pipnet_r18.300w", 64, **{TINY!r})
@@ -91,7 +91,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
     # weight whatever the gradient's size, which turns reordering noise on near-zero gradients into lr-sized steps
     body = """
 import dataclasses
-from lmkzoo.tasks.train import make_strategy
+from lmkzoo.training.run import make_strategy
 out = os.environ["OUT"]
 spec = dataclasses.replace(spec, recipe={**spec.recipe, "optimizer": {"name": "sgd", "momentum": 0.9}})
 one, _ = train(spec, data=(src, None), out_dir=out + "/one", epochs=1, batch_size=8, learning_rate=3e-3, verbose=0,
@@ -128,7 +128,7 @@ def test_multi_worker_two_processes_on_loopback(lfw_dir, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     # the strategy is made at program start, before any TensorFlow op (the collective ops need it)
     prelude = """
-from lmkzoo.tasks.train import make_strategy
+from lmkzoo.training.run import make_strategy
 strategy = make_strategy("multi_worker")
 """
     body = """
@@ -158,7 +158,7 @@ print(json.dumps({"loss": hist["loss"]}))
 
 
 def test_step_schedule_follows_the_recipe():
-    from lmkzoo.tasks.train import build_optimizer
+    from lmkzoo.training.optimizers import build_optimizer
 
     recipe = {"epochs": 60, "optimizer": {"name": "adam", "learning_rate": 1e-4},
               "schedule": {"name": "step", "boundaries_epochs": [30, 50], "factor": 0.1}}
@@ -194,8 +194,7 @@ def test_adam_weight_decay_is_pytorch_coupled_l2():
     import keras
 
     from lmkzoo.errors import InvalidArgumentError
-    from lmkzoo.tasks.optimizers import AdamL2
-    from lmkzoo.tasks.train import build_optimizer
+    from lmkzoo.training.optimizers import AdamL2, build_optimizer
 
     theta0 = np.array([1.0, -2.0, 0.5, 0.0, 3.0], np.float32)
     grads = [np.array([0.1, 1e-3, -0.3, 0.0, 0.02], np.float32), np.array([-0.2, 5e-3, 0.1, 0.0, 0.02], np.float32)]
@@ -249,11 +248,11 @@ print(json.dumps({"loss": hist["loss"], "policy": keras.mixed_precision.global_p
 
 
 def test_validation_metric_follows_the_dataset_protocol():
-    from lmkzoo.tasks.train import _eval_protocol
+    from lmkzoo.training.run import eval_protocol
 
-    assert _eval_protocol("jd_landmark/v1") == ("bbox", 0.08)
-    assert _eval_protocol("aflw19:train") == ("bbox", 0.07)
-    assert _eval_protocol("wflw") == ("inter_ocular", 0.10)
-    assert _eval_protocol("landmark_folder/lfw_teacher68") == ("inter_ocular", 0.10)
-    assert _eval_protocol(("train_ds", "val_ds")) == ("inter_ocular", 0.10)
-    assert _eval_protocol("jd_landmark/v1", "inter_ocular", 0.1) == ("inter_ocular", 0.1)
+    assert eval_protocol("jd_landmark/v1") == ("bbox", 0.08)
+    assert eval_protocol("aflw19:train") == ("bbox", 0.07)
+    assert eval_protocol("wflw") == ("inter_ocular", 0.10)
+    assert eval_protocol("landmark_folder/lfw_teacher68") == ("inter_ocular", 0.10)
+    assert eval_protocol(("train_ds", "val_ds")) == ("inter_ocular", 0.10)
+    assert eval_protocol("jd_landmark/v1", "inter_ocular", 0.1) == ("inter_ocular", 0.1)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lmkzoo.tasks.backup import TrainingBackup
+from lmkzoo.training.backup import TrainingBackup
 
 TINY = {"backbone_args": {"width_multiplier": 0.125}, "extra_channels": 16, "num_neighbors": 4}
 
@@ -131,8 +131,8 @@ def test_a_run_with_a_damaged_state_resumes_to_the_weights_and_history_of_an_uni
     resumed run ends with the same weights as an uninterrupted one, and its history.json holds all 3 epochs."""
     import tensorflow_datasets as tfds  # noqa: F401
 
-    from lmkzoo.tasks.train import train
     from lmkzoo.testing.tiny import tiny_spec
+    from lmkzoo.training.train import train
 
     src = lfw_tfds.as_dataset(split="train").take(32)
     spec = tiny_spec("pipnet_r18.300w", 64, **TINY)
@@ -159,3 +159,80 @@ def test_a_run_with_a_damaged_state_resumes_to_the_weights_and_history_of_an_uni
     (run / "history.json").unlink()
     train(spec, out_dir=run, epochs=3, **kw)
     assert len(json.loads((run / "history.json").read_text())["loss"]) == 3
+
+
+# ------------------------------------------------------------------------ a run folder of the old layout (issue 23)
+#: config.json's keys as lmkzoo wrote them before issue 23 (the long 300-W training runs' folders have them)
+OLD_CONFIG_KEYS = ["model", "data", "epochs", "batch_size", "learning_rate", "augment", "builder_overrides",
+                   "steps_per_epoch", "seed", "strategy", "replicas", "precision", "start_epoch", "backbone_init"]
+
+
+def test_a_run_folder_of_the_old_layout_resumes_and_publishes(lfw_tfds, tmp_path, monkeypatch):
+    """A run folder as lmkzoo wrote it before the issue-23 moves and before crash-safe states: ``config.json``,
+    ``log.csv``, ``ckpt/epochNNN.weights.h5`` and Keras' ``BackupAndRestore`` files in ``backup/``
+    (``latest.weights.h5``, ``seed_states.npz``, ``training_metadata.json``). ``lmkzoo.train`` with the same folder
+    resumes after its last finished epoch (weights and optimizer state restored), and
+    ``training.publish.publish`` (what ``tools/ship_model.py`` calls) publishes the finished run."""
+    import shutil
+
+    import tensorflow_datasets as tfds  # noqa: F401
+    from hub_server import TINY_ARCH, write_zoo
+
+    import lmkzoo
+    from lmkzoo.inference.loader import build_network
+    from lmkzoo.registry import get_spec
+    from lmkzoo.training import publish
+
+    write_zoo(monkeypatch, tmp_path, {"tiny_run": {**TINY_ARCH, "tags": {"lfw": {"scheme": "ibug68"}}}})
+    src = lfw_tfds.as_dataset(split="train").take(32)
+    steps = 4
+    kw = dict(data=(src, None), batch_size=8, learning_rate=3e-3, verbose=0, seed=7, steps_per_epoch=steps)
+    run = tmp_path / "run"
+
+    class Stop(keras.callbacks.Callback):  # the run dies after epoch 2 (its state written)
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lmkzoo.train("tiny_run.lfw", out_dir=run, epochs=3, callbacks=[Stop()], **kw)
+    # the same folder in the old layout: Keras' BackupAndRestore files (the same Model.save_weights file, the seed
+    # states in the same npz format) instead of state folders
+    backup = run / "backup"
+    state = backup / "state-00002"
+    shutil.copyfile(state / "model.weights.h5", backup / "latest.weights.h5")
+    shutil.copyfile(state / "seed_states.npz", backup / "seed_states.npz")
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0}))
+    for p in backup.glob("state-*"):
+        shutil.rmtree(p)
+    config = json.loads((run / "config.json").read_text())
+    assert list(config) == OLD_CONFIG_KEYS  # config.json keeps its layout
+    assert sorted(p.name for p in (run / "ckpt").iterdir()) == ["epoch001.weights.h5", "epoch002.weights.h5"]
+    assert not (run / "final.keras").exists() and not (run / "history.json").exists()
+
+    restored = {}
+
+    class Probe(keras.callbacks.Callback):  # runs after the backup has restored the state
+        def on_train_begin(self, logs=None):
+            restored["iterations"] = int(self.model.optimizer.iterations)
+            restored["weights"] = [np.asarray(w).copy() for w in self.model.weights]
+
+    resumed, _ = lmkzoo.train("tiny_run.lfw", out_dir=run, epochs=3, callbacks=[Probe()], **kw)
+    assert json.loads((run / "config.json").read_text())["start_epoch"] == 2
+    assert restored["iterations"] == 2 * steps
+    epoch2 = build_network(get_spec("tiny_run.lfw"), **config["builder_overrides"])
+    epoch2.load_weights(str(run / "ckpt" / "epoch002.weights.h5"))
+    for a, b in zip(epoch2.weights, restored["weights"]):
+        np.testing.assert_array_equal(np.asarray(a), b)
+    assert [r.split(",")[0] for r in (run / "log.csv").read_text().splitlines()[1:]] == ["0", "1", "2"]
+    assert (run / "ckpt" / "epoch003.weights.h5").is_file() and (run / "final.keras").is_file()
+    assert sorted(p.name for p in backup.iterdir()) == ["state-00003"]  # the old files are superseded
+
+    pub = publish.publish(run, name="tiny_run.lfw", out_dir=tmp_path / "release", license="Apache-2.0",
+                          data_license="LFW: no licence stated", training_data="landmark_folder/lfw_teacher68",
+                          metrics={"pending": 0.0})
+    assert pub.path.name == f"tiny_run.lfw-{pub.sha256[:8]}.weights.h5" and pub.path.is_file()
+    net = build_network(get_spec("tiny_run.lfw"), **pub.builder)
+    net.load_weights(str(pub.path))
+    for a, b in zip(net.weights, resumed.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

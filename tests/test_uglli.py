@@ -18,6 +18,7 @@ from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
 from lmkzoo.losses import GaussianLogLikelihood
 from lmkzoo.metrics import uncertainty_error_correlation
 from lmkzoo.models.uglli import UGLLI, CholeskyFactor, NearestUpsampling
+from lmkzoo.testing.round_trip import check_codec_round_trip, check_config_round_trip, check_keras_round_trip
 
 EPS = 1e-5
 
@@ -89,18 +90,23 @@ def test_codec_pixel_convention_and_round_trip():
     assert np.allclose(t["points"].numpy(), [[0.0, 0.0], [-0.5, 63.5], [31.75, 8.875]])
     assert np.array_equal(t["visible"].numpy(), np.ones(3))
     pts = np.random.default_rng(1).uniform(8, 248, (2, 3, 2)).astype(np.float32)
-    tgt = codec.encode(pts)["points"].numpy()
-    hm = np.zeros((2, 64, 64, 3), np.float32)
-    for b in range(2):
-        for k in range(3):
-            (x, y) = tgt[b, k]
-            x0, y0, fx, fy = int(x), int(y), x - int(x), y - int(y)
-            for dy, wy in ((0, 1 - fy), (1, fy)):
-                for dx, wx in ((0, 1 - fx), (1, fx)):
-                    hm[b, y0 + dy, x0 + dx, k] = wx * wy
     chol = np.tile(np.array([1.0, 0.5, 2.0], np.float32), (2, 3, 1))
-    dec = codec({"heatmaps": hm, "cholesky": chol})
-    assert np.allclose(dec["landmarks"].numpy(), pts, atol=2e-3)
+
+    def splat(targets):
+        """Bilinear splats at the encoded points (heatmap pixels), with a fixed Cholesky factor."""
+        tgt = targets["points"].numpy()
+        hm = np.zeros((2, 64, 64, 3), np.float32)
+        for b in range(2):
+            for k in range(3):
+                (x, y) = tgt[b, k]
+                x0, y0, fx, fy = int(x), int(y), x - int(x), y - int(y)
+                for dy, wy in ((0, 1 - fy), (1, fy)):
+                    for dx, wx in ((0, 1 - fx), (1, fx)):
+                        hm[b, y0 + dy, x0 + dx, k] = wx * wy
+        return {"heatmaps": hm, "cholesky": chol}
+
+    _, outputs, dec = check_codec_round_trip(codec, pts, atol=2e-3, to_outputs=splat)
+    hm = outputs["heatmaps"]
     # Σ_hm = [[1, .5], [.5, 4.25]] heatmap px² → ×16 in crop px²
     assert np.allclose(dec["covariance"].numpy()[0, 0], 16 * np.array([[1.0, 0.5], [0.5, 4.25]]), rtol=1e-6)
     assert np.allclose(dec["scores"].numpy(), hm.reshape(2, -1, 3).max(1))
@@ -172,8 +178,7 @@ def test_gll_equals_numpy_reference_on_random_inputs():
         GaussianLogLikelihood(mean_estimator="direct")(tgt, out)
     # the loss and its config survive serialisation
     loss = GaussianLogLikelihood(stack_weights=[1, 2, 3], supervision="all", temperature=0.1)
-    back = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert isinstance(back, GaussianLogLikelihood) and back.get_config() == loss.get_config()
+    check_config_round_trip(loss, via=keras.losses)
 
 
 # ------------------------------------------------------------------------------------------ covariances
@@ -277,12 +282,7 @@ def test_tiny_network_keras_round_trip(tmp_path, estimator):
     assert np.allclose(out["stack_cholesky"][:, -1], out["cholesky"]) and np.allclose(out["stack_heatmaps"][..., 5:], out["heatmaps"])
     if estimator == "direct":
         assert out["means"].shape == (2, 5, 2) and out["stack_means"].shape == (2, 2, 5, 2)
-    path = tmp_path / "uglli.keras"
-    net.save(path)
-    back = keras.saving.load_model(path)
-    a, b = net.decode(net(x)), back.decode(back(x))
-    for key in ("landmarks", "scores", "covariance"):
-        assert np.allclose(a[key], b[key], atol=1e-5)
+    back = check_keras_round_trip(net, x, tmp_path / "uglli.keras", keys=("landmarks", "scores", "covariance"), atol=1e-5)
     assert back.codec.get_config() == net.codec.get_config() and back.get_config()["num_stacks"] == 2
 
 
@@ -316,8 +316,8 @@ def test_serving_graph_converts_to_gpu_friendly_tflite():
 # ------------------------------------------------------------------------------------------ recipe / registry
 def test_recipe_optimizer_schedule_loss_and_preset():
     from lmkzoo.data.presets import get_preset
-    from lmkzoo.tasks.families import get_family
-    from lmkzoo.tasks.train import build_optimizer
+    from lmkzoo.families.base import get_family
+    from lmkzoo.training.optimizers import build_optimizer
 
     spec = lmkzoo.get_spec("uglli_hg")
     assert spec.name == "uglli_hg.300w" and spec.scheme == "ibug68" and spec.input_size == (256, 256)

@@ -119,7 +119,7 @@ def test_data_show_user_errors_exit_2(tmp_path):
 
 
 def test_uncertainty_ellipses_faces_and_heatmap_overlay():
-    from lmkzoo.tasks.landmarker import FaceLandmarks
+    from lmkzoo.inference.landmarker import FaceLandmarks
     from lmkzoo.visualize import draw_faces, draw_uncertainty, heatmap_overlay
 
     img = np.zeros((60, 80, 3), np.uint8)

@@ -133,7 +133,7 @@ def test_every_entry_names_a_known_family_and_valid_builder_keys():
     import dataclasses
 
     from lmkzoo.errors import InvalidArgumentError
-    from lmkzoo.tasks.families import family_names, get_family
+    from lmkzoo.families.base import family_names, get_family
 
     known = family_names()
     specs = registry.validate_zoo(_raw())

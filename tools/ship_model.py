@@ -4,7 +4,7 @@
     python tools/ship_model.py RUN --name pipnet_lite.300w_lfw --data 300w+lfw --write-zoo
     python tools/ship_model.py --litert-only --name pipnet_lite.lfw     # refresh a shipped model's LiteRT form
 
-1. ``lmkzoo.hub.publish`` checks the run (config, history) and writes its float32 ``.weights.h5``, rebuilt exactly
+1. ``lmkzoo.training.publish.publish`` checks the run (config, history) and writes its float32 ``.weights.h5``, rebuilt exactly
    as ``lmkzoo.load`` rebuilds the model (PIPNet's mean face becomes the tag's ``builder``).
 2. The file is rewritten with every float array stored as float16 (half the size; Keras casts back to float32 on
    load) into ``lmkzoo/weights/<name>-<sha256[:8]>.weights.h5``, and checked against the float32 model.
@@ -97,7 +97,7 @@ def score(lm, shared: Path, data_dir) -> dict:
     from eval_faces68_dlib import load_faces
 
     from lmkzoo import metrics
-    from lmkzoo.tasks.evaluate import evaluate
+    from lmkzoo.inference.evaluate import evaluate
 
     out = {}
     if lm.spec.scheme != "ibug68":
@@ -155,7 +155,7 @@ def write_zoo(name: str, builder: dict, entry: dict) -> Path:
     current keys, ``builder`` merged with the weights' overrides, and ``weights``."""
     import yaml
 
-    from lmkzoo import hub
+    from lmkzoo.training import publish
 
     zoo = ROOT / "zoo.yaml"
     src = zoo.read_text()
@@ -172,12 +172,12 @@ def write_zoo(name: str, builder: dict, entry: dict) -> Path:
     tag_builder = {**dict(current.pop("builder", None) or {}), **builder}
     lines = [f"{tag}:"]
     for k, v in current.items():
-        text = yaml.safe_dump(hub._plain(v), default_flow_style=True, width=100000).strip()
+        text = yaml.safe_dump(publish._plain(v), default_flow_style=True, width=100000).strip()
         lines.append(f"  {k}: " + text.removesuffix("...").strip())  # a plain scalar ends its document with "..."
     if tag_builder:  # PIPNet's mean face (68 pairs) in flow style
-        flow = yaml.safe_dump(hub._plain(tag_builder), default_flow_style=True, width=110).strip()
+        flow = yaml.safe_dump(publish._plain(tag_builder), default_flow_style=True, width=110).strip()
         lines.append("  builder: " + flow.replace("\n", "\n    "))
-    card = yaml.safe_dump(hub._plain(entry), sort_keys=False, default_flow_style=None, width=110)
+    card = yaml.safe_dump(publish._plain(entry), sort_keys=False, default_flow_style=None, width=110)
     lines.append("  weights:")
     lines += ["    " + line for line in card.splitlines()]
     block = "".join(f"{indent}{line}\n" for line in "\n".join(lines).splitlines())
@@ -202,8 +202,8 @@ def litert_only(name: str) -> int:
     import re
 
     import lmkzoo
+    from lmkzoo.inference.loader import packaged_weights_path
     from lmkzoo.registry import get_spec
-    from lmkzoo.tasks.loader import packaged_weights_path
 
     spec = get_spec(name)
     if spec.weights is None or not spec.weights.file:
@@ -265,16 +265,17 @@ def main(argv=None):
 
     import lmkzoo
     from lmkzoo import hub
+    from lmkzoo.inference.landmarker import Landmarker
+    from lmkzoo.inference.loader import build_network
     from lmkzoo.registry import default_model_name, get_spec, validate_weights_entry
-    from lmkzoo.tasks.landmarker import Landmarker
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.training import publish
 
     run, spec, shared = Path(args.run), get_spec(args.name), Path(args.shared)
     config = json.loads((run / "config.json").read_text())
     history = json.loads((run / "history.json").read_text())
     training_data, data_license = DATA[args.data]
     with tempfile.TemporaryDirectory() as tmp:
-        pub = hub.publish(run, name=spec.name, out_dir=tmp, license=WEIGHTS_LICENSE[args.data],
+        pub = publish.publish(run, name=spec.name, out_dir=tmp, license=WEIGHTS_LICENSE[args.data],
                           data_license=data_license, training_data=training_data, metrics={"pending": 0.0})
         overrides = dict(pub.builder)
         net32 = build_network(spec, **overrides)

@@ -87,8 +87,8 @@ def evaluate_round(spec, builder, weights, faces, val_rows, shared):
 
     from lmkzoo import geometry, metrics
     from lmkzoo.image_io import read_image
-    from lmkzoo.tasks.landmarker import Landmarker
-    from lmkzoo.tasks.loader import build_network
+    from lmkzoo.inference.landmarker import Landmarker
+    from lmkzoo.inference.loader import build_network
 
     net = build_network(spec, **{**builder, "stc_heads": False})  # STC-trained weights load into the plain PIPNet
     net.load_weights(str(weights))
@@ -139,8 +139,8 @@ def main(argv=None):
 
     from eval_faces68_dlib import load_faces
 
-    from lmkzoo.tasks.stc import train_self_training
     from lmkzoo.testing.tiny import tiny_spec
+    from lmkzoo.training.self_training import train_self_training
 
     t_start = time.time()
     out = Path(args.out)
@@ -166,7 +166,7 @@ def main(argv=None):
         timing[name] = time.time() - t0
         print(f"{name}: {timing[name] / 60:.1f} min", flush=True)
     # the control: labelled only, as many steps as a self-training round (whole passes over the labelled data)
-    from lmkzoo.tasks.train import train
+    from lmkzoo.training.train import train
 
     t0 = time.time()
     ctl = out / "GSL_steps"

@@ -41,7 +41,7 @@ def shared_lfw() -> Path:
 def mixed_300w_lfw(data_dir, repeat_300w: int = 2):
     """``(train, validation)`` example datasets: 300-W ``train[:90%]`` x ``repeat_300w`` + LFW teacher ``train``;
     300-W ``train[90%:]``. Only the fields both builders have are kept."""
-    from lmkzoo.tasks.train import _source
+    from lmkzoo.training.run import source
 
     shared = shared_lfw().parent
     keys = ("image", "landmarks", "visible", "bbox")
@@ -49,10 +49,10 @@ def mixed_300w_lfw(data_dir, repeat_300w: int = 2):
     def common(ds):
         return ds.map(lambda ex: {k: ex[k] for k in keys})
 
-    ibug = common(_source("ibug_300w", "train[:90%]", data_dir, shared / "ibug_300w"))
-    lfw = common(_source("landmark_folder/lfw_teacher68", "train", data_dir, shared / "lfw_faces"))
+    ibug = common(source("ibug_300w", "train[:90%]", data_dir, shared / "ibug_300w"))
+    lfw = common(source("landmark_folder/lfw_teacher68", "train", data_dir, shared / "lfw_faces"))
     train = ibug.repeat(repeat_300w).concatenate(lfw)
-    return train, common(_source("ibug_300w", "train[90%:]", data_dir, None))
+    return train, common(source("ibug_300w", "train[90%:]", data_dir, None))
 
 
 def main(argv=None):
@@ -71,7 +71,7 @@ def main(argv=None):
     ap.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity (1: progress bar, 2: a line per epoch)")
     args = ap.parse_args(argv)
 
-    from lmkzoo.tasks.train import train
+    from lmkzoo.training.train import train
 
     if args.data == "lfw":
         data, manual = "landmark_folder/lfw_teacher68", Path(args.manual_dir) if args.manual_dir else shared_lfw()

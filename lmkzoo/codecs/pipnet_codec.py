@@ -19,40 +19,15 @@ ARG_MAX, GATHER or SEGMENT ops and runs on the TFLite GPU delegate.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
+from lmkzoo.assets import packaged_meanface, read_meanface  # noqa: F401  (public here too)
 from lmkzoo.codecs.base import LandmarkCodec, first_max_cells, gather_cells
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
 
 __all__ = ["PIPNetCodec", "neighbor_tables", "read_meanface", "packaged_meanface"]
-
-
-def read_meanface(path) -> np.ndarray:
-    """Read a PIPNet ``meanface.txt`` (one line ``x0 y0 x1 y1 ...``, normalised) into ``(K, 2)``."""
-    from lmkzoo.errors import DatasetFormatError
-
-    text = Path(path).read_text().split()
-    try:
-        values = np.array([float(v) for v in text], dtype=np.float64)
-    except ValueError as e:
-        raise DatasetFormatError(f"meanface must hold numbers only ({e})", path=path, line=1) from None
-    if values.size == 0 or values.size % 2:
-        raise DatasetFormatError(f"meanface needs an even, non-zero count of numbers; got {values.size}", path=path, line=1)
-    return values.reshape(-1, 2)
-
-
-def packaged_meanface(name: str) -> np.ndarray:
-    """A mean face shipped in ``lmkzoo/assets/meanfaces`` (``pipnet_wflw``, ``pipnet_300w``, ...)."""
-    folder = Path(__file__).resolve().parents[1] / "assets" / "meanfaces"
-    path = folder / f"{name}.txt"
-    if not path.exists():
-        known = sorted(p.stem for p in folder.glob("*.txt"))
-        raise InvalidArgumentError(f"unknown packaged mean face {name!r}; available: {known}")
-    return read_meanface(path)
 
 
 def neighbor_tables(meanface, num_neighbors: int = 10):

@@ -192,10 +192,11 @@ def convert_checkpoint(checkpoint, *, scheme: str, meanface=None, model: str | N
         ``(network, report)``.
     """
     from lmkzoo import schemes
-    from lmkzoo.codecs.pipnet_codec import PIPNetCodec, packaged_meanface, read_meanface
+    from lmkzoo.assets import SCHEME_MEANFACES, packaged_meanface, read_meanface
+    from lmkzoo.codecs.pipnet_codec import PIPNetCodec
+    from lmkzoo.families.base import spec_dict
     from lmkzoo.models.pipnet import PIPNet
     from lmkzoo.registry import get_spec, list_models
-    from lmkzoo.tasks.pipnet_family import DEFAULT_MEANFACES
 
     sd = load_state_dict(checkpoint)
     info = inspect_state_dict(sd)
@@ -205,9 +206,9 @@ def convert_checkpoint(checkpoint, *, scheme: str, meanface=None, model: str | N
             f"checkpoint predicts {info['num_points']} landmarks; scheme {scheme!r} has {sch.num_points}"
         )
     if meanface is None:
-        if scheme not in DEFAULT_MEANFACES:
+        if scheme not in SCHEME_MEANFACES:
             raise InvalidArgumentError(f"no packaged PIPNet mean face for {scheme!r}: pass --meanface meanface.txt")
-        mf = packaged_meanface(DEFAULT_MEANFACES[scheme])
+        mf = packaged_meanface(SCHEME_MEANFACES[scheme])
     elif isinstance(meanface, str) and not Path(meanface).exists() and not meanface.endswith(".txt"):
         mf = packaged_meanface(meanface)
     else:
@@ -234,8 +235,7 @@ def convert_checkpoint(checkpoint, *, scheme: str, meanface=None, model: str | N
                           if get_spec(n).builder.get("backbone") == backbone and not get_spec(n).builder.get("backbone_args")
                           and n.endswith(f".{tag}")), None)
     if arch and tag and f"{arch}.{tag}" in list_models(arch):
-        network.zoo_spec = get_spec(f"{arch}.{tag}").to_dict()
-        network.zoo_spec["builder"] = {**network.zoo_spec["builder"], "meanface": mf.round(8).tolist()}
+        network.zoo_spec = spec_dict(get_spec(f"{arch}.{tag}"), {"meanface": mf.round(8).tolist()})
     report = {**info, "ignored_keys": len(ignored), "tensors": len(sd) - len(ignored)}
     if check:
         report.update(numeric_check(sd, network, info))

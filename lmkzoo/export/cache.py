@@ -114,7 +114,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
 def cached_export(spec, runtime: str, build: Callable[[Path], Path], *, timeout: float = 3600.0) -> Path:
     """The cached ``runtime`` form of ``spec``'s published weights; ``build(path)`` writes it when the cache has
     no intact copy (see the module docstring for the checks and the lock)."""
-    from lmkzoo.hub import _FileLock
+    from lmkzoo.hub.cache import _FileLock
 
     path = cache_path(spec, runtime)
     if _valid(path):

@@ -2,7 +2,7 @@
 
 from lmkzoo.losses.coordinate_loss import CoordinateLoss
 from lmkzoo.losses.heatmap_losses import HeatmapLoss, HeatmapMSE
-from lmkzoo.losses.laplace_kl_loss import GaussianKL, LaplaceKL, SoftArgmaxL2
+from lmkzoo.losses.laplacekl_loss import GaussianKL, LaplaceKL, SoftArgmaxL2
 from lmkzoo.losses.pipnet_loss import PIPLoss
 from lmkzoo.losses.pipnet_stc_loss import STCLoss
 from lmkzoo.losses.regression_losses import L1, L2, PointLoss, SmoothL1, SmoothWing, Wing

@@ -15,8 +15,8 @@ from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.errors import InvalidArgumentError
+from lmkzoo.losses.base import StructuredLoss
 from lmkzoo.losses.regression_losses import L1, L2, SmoothL1, SmoothWing, Wing
-from lmkzoo.models.network import StructuredLoss
 
 __all__ = ["CoordinateLoss", "POINT_LOSSES"]
 

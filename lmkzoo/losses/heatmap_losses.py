@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from lmkzoo.api_export import lmkzoo_export
-from lmkzoo.models.network import StructuredLoss
+from lmkzoo.losses.base import StructuredLoss
 
 __all__ = ["HeatmapMSE", "HeatmapLoss"]
 

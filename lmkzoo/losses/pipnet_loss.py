@@ -7,7 +7,7 @@ from keras import ops
 from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.codecs.base import gather_cells, one_hot_cells
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.models.network import StructuredLoss
+from lmkzoo.losses.base import StructuredLoss
 
 __all__ = ["PIPLoss", "PIP_ALPHA"]
 

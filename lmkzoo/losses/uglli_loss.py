@@ -7,7 +7,7 @@ from keras import ops
 from lmkzoo.api_export import lmkzoo_export
 from lmkzoo.codecs.uglli_codec import MEAN_ESTIMATORS, cholesky_to_covariance, spatial_mean
 from lmkzoo.errors import InvalidArgumentError, ShapeMismatchError
-from lmkzoo.models.network import StructuredLoss
+from lmkzoo.losses.base import StructuredLoss
 
 __all__ = ["GaussianLogLikelihood", "gaussian_nll"]
 

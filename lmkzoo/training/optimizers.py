@@ -1,0 +1,107 @@
+"""Optimizers that reproduce the papers' PyTorch recipes.
+
+PyTorch's ``torch.optim.Adam(params, lr, weight_decay=wd)`` implements weight decay as an L2 term *coupled*
+to the gradient: ``g ← g + wd · θ`` before the moments are updated, so the decay is rescaled by Adam's
+per-parameter step size. Keras' ``AdamW`` (and ``Adam(weight_decay=...)``) applies *decoupled* decay
+instead (``θ ← θ − lr · wd · θ``, Loshchilov & Hutter). The two differ by orders of magnitude for small
+gradients, so a recipe written as ``{name: adam, weight_decay: wd}`` (PyTorch ``Adam``) uses
+:class:`AdamL2`; ``{name: adamw, ...}`` keeps Keras' decoupled ``AdamW``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from lmkzoo.api_export import lmkzoo_export
+from lmkzoo.errors import InvalidArgumentError
+
+__all__ = ["build_optimizer", "AdamL2"]
+
+
+@lmkzoo_export
+class AdamL2(keras.optimizers.Adam):
+    """Adam with PyTorch-style (coupled, L2) weight decay: ``g ← g + weight_decay · θ``, then the Adam update.
+
+    The same update as ``torch.optim.Adam(..., weight_decay=weight_decay)`` except for where epsilon sits:
+    Keras divides by ``sqrt(v) + eps`` with the bias corrections folded into the step size, PyTorch by
+    ``sqrt(v̂) + eps``, so Keras' ``epsilon`` equals PyTorch's ``eps · sqrt(1 − β₂ᵗ)`` (a difference only when
+    ``sqrt(v̂)`` is near eps). Variables excluded with :meth:`exclude_from_weight_decay` get the plain Adam
+    update.
+
+    Args:
+        learning_rate, beta_1, beta_2, epsilon, amsgrad, **kwargs: as ``keras.optimizers.Adam``.
+        weight_decay: the L2 coefficient added to the gradient (PyTorch's ``weight_decay``), ``>= 0``.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 weight_decay=0.0, name="adam_l2", **kwargs):
+        try:
+            wd = float(weight_decay) if weight_decay is not None else 0.0
+        except (TypeError, ValueError):
+            wd = float("nan")
+        if not (math.isfinite(wd) and wd >= 0) or isinstance(weight_decay, bool):
+            raise InvalidArgumentError(f"weight_decay must be a finite number >= 0; got {weight_decay!r}")
+        # the base class stores weight_decay (get_config, exclude_from_weight_decay); _apply_weight_decay below
+        # keeps it from also applying Keras' decoupled decay
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         amsgrad=amsgrad, weight_decay=wd, name=name, **kwargs)
+
+    def _apply_weight_decay(self, variables):
+        """No decoupled decay: the decay is in the gradient (:meth:`update_step`)."""
+        return
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.weight_decay and self._use_weight_decay(variable):
+            gradient = ops.add(ops.cast(gradient, variable.dtype),
+                               ops.multiply(ops.cast(self.weight_decay, variable.dtype), variable))
+        super().update_step(gradient, variable, learning_rate)
+
+
+def build_optimizer(recipe: dict, steps_per_epoch: int, *, learning_rate: float | None = None, epochs: int | None = None):
+    """The recipe's optimizer with its learning-rate schedule (step decay at epoch boundaries, or cosine)."""
+    import keras
+
+    opt = dict(recipe.get("optimizer") or {"name": "adam", "learning_rate": 1e-3})
+    sched = dict(recipe.get("schedule") or {})
+    lr = float(learning_rate if learning_rate is not None else opt.get("learning_rate", 1e-3))
+    total = int(epochs if epochs is not None else recipe.get("epochs", 1))
+    kind = sched.get("name", "constant")
+    if kind == "step":
+        bounds = [int(b) for b in sched.get("boundaries_epochs", [])]
+        if epochs is not None and recipe.get("epochs") and int(recipe["epochs"]) != total:
+            # a shortened run keeps the recipe's decay points at the same fraction of training
+            bounds = [max(1, round(b * total / int(recipe["epochs"]))) for b in bounds]
+        factor = float(sched.get("factor", 0.1))
+        bounds = sorted(b for b in bounds if 0 < b < total)
+        # PiecewiseConstantDecay keeps values[i] while step <= boundary: "- 1" makes the first step of epoch b
+        # (optimizer iteration b * steps_per_epoch) the first at the decayed rate
+        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [b * steps_per_epoch - 1 for b in bounds], [lr * factor**i for i in range(len(bounds) + 1)]
+        ) if bounds else lr
+    elif kind == "cosine":
+        schedule = keras.optimizers.schedules.CosineDecay(lr, total * steps_per_epoch, alpha=float(sched.get("alpha", 0.01)))
+    elif kind == "constant":
+        schedule = lr
+    else:
+        raise InvalidArgumentError(f"unknown schedule {kind!r}; allowed: step, cosine, constant")
+    name = opt.get("name", "adam").lower()
+    wd = opt.get("weight_decay") or None
+    if name == "adam":
+        # PyTorch ``Adam(weight_decay=wd)`` (the papers' recipes): L2 coupled to the gradient, not AdamW's decay
+        return keras.optimizers.Adam(schedule) if not wd else AdamL2(schedule, weight_decay=float(wd))
+    if name == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=float(wd or 1e-4))
+    if name == "lamb":
+        return keras.optimizers.Lamb(schedule, weight_decay=wd)
+    if name == "rmsprop":
+        # Keras divides by sqrt(v + eps), torch by sqrt(v) + eps: a torch recipe's eps (``torch_epsilon``) maps
+        # to eps² inside the root (equal up to O(eps) in the denominator)
+        eps = float(opt["torch_epsilon"]) ** 2 if "torch_epsilon" in opt else float(opt.get("epsilon", 1e-8))
+        return keras.optimizers.RMSprop(schedule, rho=float(opt.get("rho", 0.99)), epsilon=eps,
+                                        momentum=float(opt.get("momentum", 0.0)))
+    if name == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=float(opt.get("momentum", 0.9)), weight_decay=wd)
+    raise InvalidArgumentError(f"unknown optimizer {name!r}; allowed: adam, adamw, lamb, rmsprop, sgd")
