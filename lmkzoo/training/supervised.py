@@ -45,50 +45,15 @@ __all__ = ["train_supervised"]
 
 
 @leaves_nothing_on_failure
-def train_supervised(name: str, *, data, data_dir=None, manual_dir=None, train_split: str = "train",
-          val_split: str | None = "validation", out_dir="runs/train", epochs: int | None = None,
-          batch_size: int | None = None, learning_rate: float | None = None, augment=None,
-          builder_overrides: dict | None = None, steps_per_epoch: int | None = None, strategy="one_device",
-          precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1, eval_cutoff: float | None = None,
-          eval_norm: str | None = None, callbacks=None, unlabeled=None, unlabeled_crop: dict | None = None,
-          discriminator_overrides: dict | None = None, imagenet_weights=None, init_weights=None):
-    """Train zoo model ``name``.
-
-    Args:
-        name: ``arch[.tag]`` (or a :class:`~lmkzoo.registry.ModelSpec`, e.g. a shrunk copy for experiments).
-        data: a TFDS name (``"landmark_folder/lfw_teacher68"``) or a ``(train_ds, val_ds)`` pair of example
-            datasets (``val_ds`` may be None).
-        data_dir, manual_dir: TFDS data dir; a manual-download folder to build the dataset from first.
-        out_dir: ``backup/`` (resume state), ``ckpt/epochNNN.weights.h5``, ``log.csv``, ``tb/``, ``config.json``,
-            ``final.keras``, ``final.weights.h5``, ``history.json``.
-        epochs, batch_size (global), learning_rate, augment: override the zoo recipe.
-        builder_overrides: override zoo ``builder`` arguments (``{"backbone_args": {"width_multiplier": 0.5}}``).
-        strategy: ``one_device`` | ``mirrored`` | ``multi_worker`` | ``tpu``, or a ``tf.distribute.Strategy``.
-            TensorFlow configures a multi-worker cluster only before its first op: with ``data`` given as
-            datasets, create the strategy first (``make_strategy("multi_worker")`` at program start) and pass
-            it. Workers other than the chief keep their resume state and logs in ``out_dir/worker<i>/``.
-        precision: ``None`` (float32) or a Keras dtype policy such as ``"mixed_bfloat16"``.
-        seed: fixes initialisation, shuffling and augmentation.
-        eval_every, eval_norm, eval_cutoff: the validation NME / FR / AUC callback (``val_nme`` ...): every
-            ``eval_every`` epochs, by default with the dataset's standard protocol (``PROTOCOLS`` of
-            :mod:`lmkzoo.inference.evaluate`; inter-ocular @0.10 for ``tf.data`` inputs).
-        unlabeled: unlabeled faces for models whose recipe is adversarial (``laplacekl_rcn_d``): a TFDS name or a
-            ``tf.data.Dataset``; such models train with :func:`lmkzoo.training.adversarial.train_adversarial`.
-            For PIPNet recipes with an ``stc`` section (``pipnet_r18_stc``) the unlabeled faces switch on
-            self-training (with curriculum), :func:`lmkzoo.training.self_training.train_self_training`; without them (or with
-            the paradigm ``"gsl"``) such a model trains supervised. The paradigms ``"uda"`` / ``"gssl"`` take the
-            recipe's unlabelled sources with their box conventions (:func:`lmkzoo.training.self_training.resolve_unlabeled`).
-        unlabeled_crop: crop of the unlabeled faces (default the model's own policy, which for LaplaceKL needs five
-            points per image); ``{"policy": "box", "scale": s}`` crops ``face_image_folder``'s boxes instead.
-        discriminator_overrides: override the recipe's discriminator arguments (adversarial models only).
-        imagenet_weights: the ImageNet MobileNetV2 TFLite file (``tf2_mobilenet_v2_1.0_224_ptq.tflite``) for recipes
-            with ``backbone_init: imagenet`` (default ``$LMKZOO_IMAGENET_MOBILENETV2``): a new run starts its backbone
-            from it (:mod:`lmkzoo.convert.mobilenet_v2_tflite`, BatchNorm statistics from the first training batch).
-        init_weights: fine-tune: a new run starts from these weights: a ``.weights.h5`` path, or a zoo name with
-            published weights and the same builder (``"pipnet_lite.lfw"``). PIPNet keeps the mean face that the
-            weights were trained with (its neighbour offsets are relative to it): that zoo entry's, or ``name``'s.
-    Returns:
-        ``(network, history)``; ``history`` has the per-epoch logs and ``train_seconds``.
+def train_supervised(name, *, data, data_dir=None, manual_dir=None, train_split: str = "train",
+                     val_split: str | None = "validation", out_dir="runs/train", epochs: int | None = None,
+                     batch_size: int | None = None, learning_rate: float | None = None, augment=None,
+                     builder_overrides: dict | None = None, steps_per_epoch: int | None = None, strategy="one_device",
+                     precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1,
+                     eval_cutoff: float | None = None, eval_norm: str | None = None, callbacks=None,
+                     imagenet_weights=None, init_weights=None):
+    """The supervised trainer that :func:`lmkzoo.training.train.train` dispatches to: one ``fit`` of the zoo recipe
+    in a run folder (:mod:`lmkzoo.training.run`). Arguments and return value as documented there.
     """
     import keras
     import tensorflow as tf
