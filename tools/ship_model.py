@@ -13,6 +13,7 @@
    then the model's own crop) and with the built-in detector; on shared/data/faces68_dlib (dlib-predictor points)
    with both. The last validation NME of the run (the 300-W ``train[90%:]`` selection slice) goes in too.
 4. The zoo's default model (or any with ``--litert``) also ships its LiteRT form beside the weights (same stem,
+   written after the card is in zoo.yaml, with ``--write-zoo``, since its metadata embeds the spec and card;
    ``.tflite``: the float32 serving graph with a dynamic batch, decoding included), so that ``lmkzoo.load()``
    predicts on LiteRT without importing TensorFlow (lmkzoo.export.cache; other shipped models build theirs once
    into the cache). ``--litert-only`` rewrites just that file and its zoo.yaml line for weights already shipped
@@ -322,12 +323,18 @@ def main(argv=None):
                          if k in config})
     if args.notes:
         entry["notes"] = args.notes
-    if args.litert or spec.name == default_model_name():
-        entry["litert"] = write_litert(Landmarker(spec, net16), final)
     validate_weights_entry(entry, where=f"{spec.name}.weights")
     print(json.dumps({"file": str(final), "bytes": final.stat().st_size, "metrics": metrics}, indent=1), file=sys.stderr)
+    litert = args.litert or spec.name == default_model_name()
     if args.write_zoo:
         print(f"updated {write_zoo(spec.name, overrides, entry)}", file=sys.stderr)
+        if litert:  # after the card is in zoo.yaml: the LiteRT file's metadata carries the spec with its card
+            from lmkzoo import registry
+
+            registry._load.cache_clear()
+            return litert_only(spec.name)
+    elif litert:
+        print("the LiteRT form is written with --write-zoo (its metadata embeds the zoo card)", file=sys.stderr)
     return 0
 
 
