@@ -27,7 +27,7 @@ LAYERS = [
     {"models"},
     {"losses"},
     {"codecs", "metrics"},
-    {"geometry", "schemes", "registry", "crops", "image_io", "assets", "api_export"},
+    {"geometry", "schemes", "registry", "crops", "image_io", "assets", "api_export", "tf_env"},
     {"errors"},
 ]
 #: modules allowed above ~500 lines, and why

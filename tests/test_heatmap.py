@@ -2,6 +2,7 @@
 entries and Table 3 compute, TFLite lowering, load + predict (flip test), tiny training on the shared data."""
 
 import dataclasses
+import json
 
 import keras
 import numpy as np
@@ -437,9 +438,11 @@ def test_train_entry_point_and_keras_file_round_trip(shared_data, tmp_path):
     train_src, val_src = examples(images[:16], pts[:16]), examples(images[16:], pts[16:])
     # (width 0.125 at 192 px crashes TF 2.21's oneDNN CPU kernels in training: memory corruption in the 8-channel stem)
     overrides = {"backbone": "resnet18", "backbone_args": {"width_multiplier": 0.25}, "filters": 16}
+    # the tag starts from ImageNet MobileNetV2 weights; a ResNet backbone here starts from random weights
     net, hist = train("heatmap_mnv2_sdd.300w", data=(train_src, val_src), out_dir=tmp_path, epochs=1, batch_size=8,
-                      builder_overrides=overrides, verbose=0)
+                      builder_overrides=overrides, backbone_init="none", verbose=0)
     assert np.isfinite(hist["loss"][0]) and "val_nme" in hist
+    assert json.loads((tmp_path / "config.json").read_text())["backbone_init"] is None  # backbone_init="none"
     assert net.codec.num_points == 68 and net.strategy == "SDD"
     lm = lmkzoo.load(tmp_path / "final.keras")
     assert lm.spec.name == "heatmap_mnv2_sdd.300w" and lm.spec.crop["policy"] == "five_point"

@@ -111,3 +111,20 @@ def test_recipe_backbone_init_needs_the_file(monkeypatch):
         _init_backbone(None, spec, "imagenet", None, None)
     with pytest.raises(InvalidArgumentError, match="unknown backbone_init"):
         _init_backbone(None, spec, "places365", None, None)
+
+
+def test_backbone_init_override_on_the_command_line():
+    """``--backbone-init none`` trains a recipe that asks for ImageNet weights from random ones (the heatmap test
+    trains ``heatmap_mnv2_sdd.300w`` that way with a ResNet backbone); an unknown start is refused, exit 2."""
+    import contextlib
+    import io
+
+    from lmkzoo import cli
+    from lmkzoo.registry import get_spec
+
+    assert get_spec("heatmap_mnv2_sdd.300w").recipe["backbone_init"] == "imagenet"
+    assert get_spec("lotr_m.300w").recipe["backbone_init"] == "imagenet"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "heatmap_mnv2_sdd.300w", "--data", "ibug_300w", "--backbone-init", "places365"])
+    assert exit_info.value.code == 2 and "--backbone-init" in err.getvalue() and "places365" in err.getvalue()

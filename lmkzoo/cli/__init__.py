@@ -18,6 +18,7 @@ import sys
 
 from lmkzoo.cli import bench, convert, data, download, evaluate, export, predict, publish, train, zoo
 from lmkzoo.errors import LmkzooError
+from lmkzoo.tf_env import apply_tf_process_settings
 
 #: command groups, in the order ``lmkzoo --help`` lists their subcommands
 COMMANDS = (predict, zoo, convert, download, publish, train, evaluate, bench, export, data)
@@ -95,6 +96,7 @@ def _quiet_native_logs() -> None:
 
 
 def main(argv=None) -> int:
+    apply_tf_process_settings()  # before any command imports TensorFlow (lmkzoo.tf_env: CPU training twice as fast)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "verbose", False):

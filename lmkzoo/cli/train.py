@@ -38,7 +38,8 @@ def _cmd_train(args) -> int:
                     out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                     augment=args.augment, builder_overrides=overrides, steps_per_epoch=args.steps_per_epoch,
                     strategy=strategy, precision=args.precision, seed=args.seed, unlabeled=args.unlabeled,
-                    imagenet_weights=args.imagenet_weights, verbose=1 if sys.stdout.isatty() else 2)
+                    imagenet_weights=args.imagenet_weights, backbone_init=args.backbone_init,
+                    verbose=1 if sys.stdout.isatty() else 2)
     last = {k: v[-1] for k, v in hist.items() if isinstance(v, list) and v}
     # one JSON line after Keras' epoch lines
     print(json.dumps({"out": args.out, "train_seconds": round(hist["train_seconds"], 1), "last_epoch": last}))
@@ -71,4 +72,6 @@ def register(add) -> None:
     sp.add_argument("--seed", type=_count0, default=0)
     sp.add_argument("--imagenet-weights", help="ImageNet MobileNetV2 TFLite file for recipes with backbone_init: imagenet "
                     "(default $LMKZOO_IMAGENET_MOBILENETV2)")
+    sp.add_argument("--backbone-init", choices=["imagenet", "none"],
+                    help="the backbone's start instead of the recipe's backbone_init (none: random weights)")
     sp.add_argument("--out", default="runs/train", help="run folder; started again with the same folder, a run resumes")

@@ -51,7 +51,7 @@ def train_supervised(name, *, data, data_dir=None, manual_dir=None, train_split:
                      builder_overrides: dict | None = None, steps_per_epoch: int | None = None, strategy="one_device",
                      precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1,
                      eval_cutoff: float | None = None, eval_norm: str | None = None, callbacks=None,
-                     imagenet_weights=None, init_weights=None):
+                     imagenet_weights=None, init_weights=None, backbone_init: str | None = None):
     """The supervised trainer that :func:`lmkzoo.training.train.train` dispatches to: one ``fit`` of the zoo recipe
     in a run folder (:mod:`lmkzoo.training.run`). Arguments and return value as documented there.
     """
@@ -115,13 +115,14 @@ def train_supervised(name, *, data, data_dir=None, manual_dir=None, train_split:
                             seed=seed, start_epoch=start_epoch, epochs=max(1, epochs - start_epoch), num_shards=shards, shard_index=index,
                             epoch_multiple=batch_size // shards, steps_per_epoch=epoch_steps, **common)
 
+    init_kind = recipe.get("backbone_init") if backbone_init is None else backbone_init
     backbone_init = None
     if init_weights is not None:
         backbone_init = {"weights": str(init_weights)}
         if start_epoch == 0:
             network.load_weights(init_file)
-    elif recipe.get("backbone_init"):
-        backbone_init = _init_backbone(network, spec, recipe["backbone_init"], imagenet_weights,
+    elif init_kind not in (None, "none"):
+        backbone_init = _init_backbone(network, spec, init_kind, imagenet_weights,
                                        dataset_fn() if start_epoch == 0 else None)
     train_ds = dataset_fn() if replicas == 1 else strat.distribute_datasets_from_function(dataset_fn)
     if replicas > 1 and n_train > 0 and epoch_steps is None:
@@ -183,7 +184,7 @@ def _init_backbone(network, spec, kind, path, dataset):
     """A recipe's ``backbone_init``: ``imagenet`` loads the ImageNet MobileNetV2 (a new run: ``dataset`` given, its
     first batch calibrates the BatchNorms; a resumed run gets its weights from the backup and only checks the file)."""
     if kind != "imagenet":
-        raise InvalidArgumentError(f"{spec.name}: unknown backbone_init {kind!r}; allowed: imagenet")
+        raise InvalidArgumentError(f"{spec.name}: unknown backbone_init {kind!r}; allowed: imagenet, none")
     path = path or os.environ.get("LMKZOO_IMAGENET_MOBILENETV2")
     if not path:
         raise InvalidArgumentError(

@@ -22,7 +22,8 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
           builder_overrides: dict | None = None, steps_per_epoch: int | None = None, strategy="one_device",
           precision: str | None = None, verbose="auto", seed: int = 0, eval_every: int = 1, eval_cutoff: float | None = None,
           eval_norm: str | None = None, callbacks=None, unlabeled=None, unlabeled_crop: dict | None = None,
-          discriminator_overrides: dict | None = None, imagenet_weights=None, init_weights=None):
+          discriminator_overrides: dict | None = None, imagenet_weights=None, init_weights=None,
+          backbone_init: str | None = None):
     """Train zoo model ``name``.
 
     Args:
@@ -55,6 +56,8 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
         imagenet_weights: the ImageNet MobileNetV2 TFLite file (``tf2_mobilenet_v2_1.0_224_ptq.tflite``) for recipes
             with ``backbone_init: imagenet`` (default ``$LMKZOO_IMAGENET_MOBILENETV2``): a new run starts its backbone
             from it (:mod:`lmkzoo.convert.mobilenet_v2_tflite`, BatchNorm statistics from the first training batch).
+        backbone_init: override the recipe's ``backbone_init``: ``"imagenet"``, or ``"none"`` to start from random
+            weights (e.g. a narrower backbone than the ImageNet file's for a quick experiment); default the recipe's.
         init_weights: fine-tune: a new run starts from these weights: a ``.weights.h5`` path, or a zoo name with
             published weights and the same builder (``"pipnet_lite.lfw"``). PIPNet keeps the mean face that the
             weights were trained with (its neighbour offsets are relative to it): that zoo entry's, or ``name``'s.
@@ -107,4 +110,5 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
                             learning_rate=learning_rate, augment=augment, builder_overrides=builder_overrides,
                             steps_per_epoch=steps_per_epoch, strategy=strategy, precision=precision, verbose=verbose,
                             seed=seed, eval_every=eval_every, eval_cutoff=eval_cutoff, eval_norm=eval_norm,
-                            callbacks=callbacks, imagenet_weights=imagenet_weights, init_weights=init_weights)
+                            callbacks=callbacks, imagenet_weights=imagenet_weights, init_weights=init_weights,
+                            backbone_init=backbone_init)
