@@ -4,10 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from lmkzoo.tf_env import apply_tf_process_settings
-
-apply_tf_process_settings()  # before any test imports TensorFlow, as the lmkzoo command does
-
 
 def shared_data_dir() -> Path:
     """The real-data folder: $LMKZOO_SHARED_DATA, else ../shared/data beside the checkout (an error says how to set it)."""

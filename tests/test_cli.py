@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -42,3 +43,17 @@ def test_closed_pipe_ends_quietly():
     proc.stdout.close()  # before lmkzoo has written anything (it is still importing): its first write fails
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) in (0, 141) and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_the_command_starts_tensorflow_with_the_pooling_cpu_allocator(monkeypatch, capsys):
+    """``lmkzoo`` sets lmkzoo.tf_env's settings before a command imports TensorFlow (BFC CPU allocator: training
+    twice as fast on 2 cores), and keeps a value the user set."""
+    from lmkzoo.tf_env import TF_PROCESS_SETTINGS
+
+    assert TF_PROCESS_SETTINGS == {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC", raising=False)
+    assert cli.main(["list", "pipnet_lite"]) == 0
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+    monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", "false")
+    assert cli.main(["list", "pipnet_lite"]) == 0
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "false"
