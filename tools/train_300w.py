@@ -24,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET_FILE = "tf2_mobilenet_v2_1.0_224_ptq.tflite"
-MODELS = ("pipnet_r18.300w", "pipnet_mnv2.300w", "heatmap_mnv2_sdd.300w", "lotr_m.300w", "laplacekl_rcn.300w")
+MODELS = ("pipnet_r18.300w", "pipnet_mnv2.300w", "heatmap_mnv2_sdd.300w", "lotr_m.300w", "laplacekl_rcn.300w",
+          "uglli_hg.300w_cpu")
 
 
 def command(name: str, shared: Path, out: str, data_dir: str | None = None, extra=()) -> list[str]:
