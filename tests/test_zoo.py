@@ -34,8 +34,9 @@ def test_packaged_zoo_is_the_repository_zoo():
 
 
 def test_bare_arch_resolves_to_default_tag():
-    spec = registry.get_spec("pipnet_r18")
-    assert spec.name == "pipnet_r18.wflw" and spec.scheme == "wflw98"
+    spec = registry.get_spec("pipnet_r18")  # the shipped 300-W weights are the flagship's default
+    assert spec.name == "pipnet_r18.300w" and spec.scheme == "ibug68" and spec.weights is not None
+    assert registry.get_spec("pipnet_r18.wflw").scheme == "wflw98"
     assert registry.get_spec("pipnet_r18.300w").scheme == "ibug68"
     assert registry.get_spec("pipnet_r18.300w").crop["scale"] == 1.1
 
