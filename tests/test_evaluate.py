@@ -117,6 +117,24 @@ def test_cli_train_then_evaluate_each_family(family, lfw_tfds, tmp_path, capsys)
         assert rep["uncertainty_error_pearson"] is not None
 
 
+@pytest.mark.slow
+def test_cli_trains_laplacekl_d_on_unlabeled_faces_with_teacher_points(lfw_tfds, tmp_path, capsys):
+    """``lmkzoo train laplacekl_rcn_d... --unlabeled landmark_folder/lfw_teacher68`` (tools/train_300w.py's LaplaceKL+D
+    command): the unlabelled branch crops the faces at their teacher points' five points, and a changed input size
+    (a ModelSpec, not a name, reaches the adversarial trainer) works too."""
+    from lmkzoo import cli
+
+    data_dir = str(Path(lfw_tfds.data_dir).parents[2])
+    out = tmp_path / "run"
+    assert cli.main(["train", "laplacekl_rcn_d.300w_quarter", "--data", "landmark_folder/lfw_teacher68", "--data-dir",
+                     data_dir, "--unlabeled", "landmark_folder/lfw_teacher68", "--epochs", "1", "--steps-per-epoch", "2",
+                     "--batch-size", "4", "--input-size", "64", "--builder", '{"width": 0.0625}', "--val-split", "none",
+                     "--out", str(out)]) == 0
+    hist = json.loads((out / "history.json").read_text())
+    assert hist["discriminator_updates"] == 2 and np.isfinite(hist["d_loss"][-1])
+    assert (out / "final.keras").exists() and (out / "discriminator.weights.h5").exists()
+
+
 def test_cli_train_and_evaluate_user_errors(tmp_path):
     r = _cli("train", "pipnet_lite", "--data", "landmark_folder/lfw_teacher68", "--builder", "{not json", "--out",
              str(tmp_path / "x"))

@@ -489,6 +489,27 @@ def test_unlabeled_dataset_crops(shared_data):
     assert next(iter(whole)).shape == (3, 40, 40, 3)
 
 
+def test_unlabeled_crops_from_a_teachers_landmarks(shared_data):
+    """Unlabeled examples with 68 teacher points (landmark_folder/lfw_teacher68) are cropped at the five points those
+    give, like a 5-point detector's (the paper's MTCNN), and yield the very crop the five points themselves give."""
+    from lmkzoo.data.unlabeled import make_unlabeled_dataset
+
+    rows = _lfw_rows(shared_data)[:2]
+    pts = np.stack([r[2] for r in rows]).astype(np.float32)
+    images = [tf.io.decode_jpeg(tf.io.read_file(str(shared_data / "lfw_faces" / r[1])), channels=3).numpy() for r in rows]
+    fp = np.stack([schemes.convert(p, "ibug68", "five_point") for p in pts]).astype(np.float32)
+    kw = dict(crop={"policy": "five_point_hull", "scale": 2.0}, input_size=(80, 80), mean=(0.5,) * 3, std=(0.5,) * 3,
+              batch_size=2, shuffle_buffer=0, repeat=False)
+    with_landmarks = tf.data.Dataset.from_tensor_slices({"image": np.stack(images), "landmarks": pts})
+    with_five = tf.data.Dataset.from_tensor_slices({"image": np.stack(images), "five_points": fp})
+    got = next(iter(make_unlabeled_dataset(with_landmarks, scheme="ibug68", **kw)))
+    want = next(iter(make_unlabeled_dataset(with_five, **kw)))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=2.5 / 127.5)  # float32 rounding of the five points
+    assert float(tf.math.reduce_std(got)) > 0.1  # a face, not a blank crop
+    with pytest.raises(InvalidArgumentError, match="68 landmarks.*'wflw98' \\(98 points\\)"):
+        make_unlabeled_dataset(with_landmarks, scheme="wflw98", **kw)
+
+
 def test_family_load_predict_with_uncertainty(shared_data):
     rows = _lfw_rows(shared_data)
     lm = lmkzoo.load("laplacekl_rcn", weights=None)

@@ -10,7 +10,11 @@ Every run is ``lmkzoo train NAME`` with the zoo recipe and:
   the last 10 % (201 faces) are a fixed random slice, held out for model selection (the per-epoch validation NME);
   the Common test is scored once, when a finished model is shipped (tools/ship_model.py);
 * ``--imagenet-weights shared/pretrained/tf2_mobilenet_v2_1.0_224_ptq.tflite`` for recipes with
-  ``backbone_init: imagenet`` (MobileNetV2 backbones: lmkzoo.convert.mobilenet_v2_tflite).
+  ``backbone_init: imagenet`` (MobileNetV2 backbones: lmkzoo.convert.mobilenet_v2_tflite);
+* ``--unlabeled landmark_folder/lfw_teacher68`` for adversarial recipes (LaplaceKL+D): the 3,366 LFW faces of its
+  ``train`` split (shared/data/lfw_faces, built first) as the unlabelled set in place of the paper's MegaFace. Only
+  their images reach the training: the teacher's points place the crop (their five points, as the paper's MTCNN
+  detector does for MegaFace), never a target.
 
 Extra arguments after ``--`` go to ``lmkzoo train`` (e.g. ``-- --epochs 2 --steps-per-epoch 3`` for a smoke run).
 """
@@ -25,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET_FILE = "tf2_mobilenet_v2_1.0_224_ptq.tflite"
 MODELS = ("pipnet_r18.300w", "pipnet_mnv2.300w", "heatmap_mnv2_sdd.300w", "lotr_m.300w", "laplacekl_rcn.300w",
-          "uglli_hg.300w_cpu")
+          "laplacekl_rcn.300w_quarter", "laplacekl_rcn_d.300w_quarter", "uglli_hg.300w_cpu")
+UNLABELED = "landmark_folder/lfw_teacher68"
 
 
 def command(name: str, shared: Path, out: str, data_dir: str | None = None, extra=()) -> list[str]:
@@ -39,6 +44,8 @@ def command(name: str, shared: Path, out: str, data_dir: str | None = None, extr
         args += ["--data-dir", data_dir]
     if spec.recipe.get("backbone_init") == "imagenet":
         args += ["--imagenet-weights", str(shared.parent / "pretrained" / IMAGENET_FILE)]
+    if spec.recipe.get("adversarial"):
+        args += ["--unlabeled", UNLABELED]
     return args + list(extra)
 
 
@@ -64,7 +71,12 @@ def main(argv=None):
             print("lmkzoo " + shlex.join(command(name, shared, f"runs/{name}", args.data_dir)))
         return 0
     from lmkzoo.cli import main as cli
+    from lmkzoo.registry import get_spec
 
+    if get_spec(args.name).recipe.get("adversarial"):  # build the unlabelled LFW faces' TFDS dataset first
+        from lmkzoo.training.run import source
+
+        source(UNLABELED, "train", args.data_dir, shared / "lfw_faces")
     return cli(command(args.name, shared, args.out or f"runs/{args.name}", args.data_dir, extra))
 
 

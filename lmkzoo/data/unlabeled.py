@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
-from lmkzoo import geometry
+from lmkzoo import geometry, schemes
 from lmkzoo.crops import as_pair, template_kwargs
 from lmkzoo.data import transforms as T
 from lmkzoo.errors import InvalidArgumentError
@@ -60,13 +60,18 @@ def unlabeled_crop_fn(*, crop: Mapping, input_size, keys):
 
 
 def make_unlabeled_dataset(source, *, crop: Mapping, input_size, mean, std, batch_size: int = 16,
-                           shuffle_buffer: int = 2048, repeat: bool = True, seed=None, drop_remainder: bool = True):
+                           shuffle_buffer: int = 2048, repeat: bool = True, seed=None, drop_remainder: bool = True,
+                           scheme=None):
     """Batches of normalised unlabeled crops ``(B, H, W, 3)`` float32.
 
     Args:
         source: a ``tf.data.Dataset`` of example dicts (``image`` and, per policy, ``five_points`` / ``bbox``)
             or of bare uint8 images (``face_image_folder`` or any folder of faces).
         crop, input_size, mean, std: the model's input contract (``ModelSpec.crop`` etc.).
+        scheme: the landmark scheme of examples that carry ``landmarks`` (a detector's or a teacher's points, e.g.
+            ``landmark_folder/lfw_teacher68``) but no ``five_points``: their five points place the crop, as a
+            5-point detector's would (the paper runs MTCNN on the unlabeled faces). The landmarks go no further:
+            the batches hold images only.
     """
     if not isinstance(source, tf.data.Dataset):
         raise InvalidArgumentError(f"source must be a tf.data.Dataset; got {type(source).__name__}")
@@ -74,8 +79,25 @@ def make_unlabeled_dataset(source, *, crop: Mapping, input_size, mean, std, batc
     if isinstance(spec, dict):
         if "image" not in spec:
             raise InvalidArgumentError(f"unlabeled examples need an 'image' key; got keys {sorted(spec)}")
-        ds = source.map(lambda ex: {k: ex[k] for k in ("image", "five_points", "bbox") if k in ex})
         keys = set(spec)
+        fp_matrix = None
+        if "landmarks" in spec and "five_points" not in spec and scheme is not None:
+            sch = schemes.get(scheme)
+            k = spec["landmarks"].shape[0]
+            if sch.five_point_indices is None or k != sch.num_points:
+                raise InvalidArgumentError(
+                    f"unlabeled examples carry {k} landmarks; their five points need a scheme with 5-point groups "
+                    f"and {k} points, got {sch.name!r} ({sch.num_points} points)")
+            fp_matrix = tf.constant(schemes.conversion_matrix(sch, "five_point")[..., 0], tf.float32)
+            keys.add("five_points")
+
+        def pick(ex):
+            out = {k: ex[k] for k in ("image", "five_points", "bbox") if k in ex}
+            if fp_matrix is not None:
+                out["five_points"] = tf.matmul(fp_matrix, tf.cast(ex["landmarks"], tf.float32))
+            return out
+
+        ds = source.map(pick)
     elif isinstance(spec, tf.TensorSpec):
         ds = source.map(lambda img: {"image": img})
         keys = {"image"}

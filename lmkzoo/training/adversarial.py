@@ -237,7 +237,7 @@ def make_adversarial_dataset(labeled, unlabeled, *, skip_unlabeled: int = 0):
 
 
 @leaves_nothing_on_failure
-def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_split: str = "train",
+def train_adversarial(name, *, labeled, unlabeled, data_dir=None, train_split: str = "train",
                       val_split: str | None = "validation", unlabeled_split: str = "train", out_dir="runs/train_adv",
                       epochs: int | None = None, batch_size: int | None = None, unlabeled_batch_size: int | None = None,
                       learning_rate: float | None = None, steps_per_epoch: int | None = None,
@@ -291,7 +291,7 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
                    steps_per_epoch=steps_per_epoch, learning_rate=learning_rate)
 
     keras.utils.set_random_seed(seed)
-    spec = get_spec(name)
+    spec = name if hasattr(name, "family") else get_spec(name)
     family = get_family(spec.family)
     adv = family.adversarial_args(spec)
     if adv is None:
@@ -310,7 +310,8 @@ def train_adversarial(name: str, *, labeled, unlabeled, data_dir=None, train_spl
     spec_u = unlabeled.element_spec
     if not (isinstance(spec_u, tf.TensorSpec) and len(spec_u.shape) == 4):
         unlabeled = make_unlabeled_dataset(unlabeled, crop=unlabeled_crop or spec.crop, input_size=spec.input_size,
-                                           mean=spec.mean, std=spec.std, batch_size=unlabeled_batch_size, seed=seed)
+                                           mean=spec.mean, std=spec.std, batch_size=unlabeled_batch_size, seed=seed,
+                                           scheme=spec.scheme)
 
     generator = build_network(spec, **(builder_overrides or {}))
     discriminator = family.build_discriminator(spec, generator, **(discriminator_overrides or {}))
