@@ -82,5 +82,11 @@ def test_readme_pretrained_table_is_generated_from_the_cards():
     block = model_table.table()
     shipped = [name for name, s in load_zoo().items() if s.weights is not None]
     assert shipped and all(f"| `{name}` |" in block for name in shipped)
+    # models with covariances get a row in the uncertainty table (Pearson, ellipse coverage, covariance scale)
+    zoo = load_zoo()
+    uncertain = [n for n in shipped if "300w_common_uncertainty_pearson_per_landmark" in zoo[n].weights.metrics]
+    rows = model_table.uncertainty_rows()
+    assert len(rows) == (2 + len(uncertain) if uncertain else 0)
+    assert all(any(r.startswith(f"| `{n}` |") for r in rows) for n in uncertain)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"{model_table.BEGIN}\n{block}\n{model_table.END}" in readme

@@ -390,7 +390,7 @@ def test_load_and_predict_with_five_points_and_flip_test(shared_data):
 @pytest.mark.slow
 def test_tiny_model_learns_on_lfw_teacher_labels(shared_data):
     """A tiny heatmap model (ResNet-18 at width 0.25, SDD head with 64 filters, 96 px 5-point crops, 68
-    points) trains 15 epochs of 32 steps with the `earp` recipe on LFW teacher labels; on held-out people its NME falls
+    points) trains 8 epochs of 32 steps with the `earp` recipe on LFW teacher labels; on held-out people its NME falls
     from a random network's (~90%) to below a quarter of it and below the mean-shape predictor's."""
     from lmkzoo import metrics
     from lmkzoo.data.pipeline import make_dataset
@@ -406,7 +406,7 @@ def test_tiny_model_learns_on_lfw_teacher_labels(shared_data):
     net = family.build_network(spec, backbone="resnet18", backbone_args={"width_multiplier": 0.25}, strategy="SDD",
                                filters=64, sigma=1.5)
     common = dict(crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme, mean=spec.mean, std=spec.std)
-    epochs = 15  # 512 faces / batch 16 = 32 steps per epoch
+    epochs = 8  # 512 faces / batch 16 = 32 steps per epoch
     train_ds = make_dataset(train_src, codec=net.codec, training=True, batch_size=16, augment=family.augment_preset,
                             epochs=epochs, seed=0, shuffle_buffer=512, **common)
     val_ds = make_dataset(val_src, training=False, batch_size=32, **common)

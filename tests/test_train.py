@@ -78,6 +78,10 @@ train(spec, data=(src, None), out_dir=out, epochs=3, batch_size=8, learning_rate
         assert np.allclose(x, y, atol=1e-5, rtol=1e-4)
     log = (tmp_path / "resumed" / "log.csv").read_text().strip().splitlines()
     assert [line.split(",")[0] for line in log[1:]] == ["0", "1", "2"]  # epochs 0, then 1 and 2 after the resume
+    # the training time counts the epoch before the kill too (each epoch's time is in the resume state)
+    hist = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    assert len(hist["epoch_seconds"]) == 3 and all(t > 0 for t in hist["epoch_seconds"])
+    assert hist["train_seconds"] == pytest.approx(sum(hist["epoch_seconds"]))
 
 
 def test_mirrored_on_two_logical_cpus_matches_one_device(lfw_dir, tmp_path):

@@ -13,7 +13,10 @@ repository, so the table cannot drift from them (tests/test_docs.py regenerates 
 * the NMEs: the card (``weights.metrics``, written by tools/ship_model.py): 300-W Common, inter-ocular, annotation-box
   protocol and through the built-in detector; the dlib faces through the detector;
 * the paper's number: the zoo entry's ``paper_metrics`` (``300w_common_nme``), measured on all 3,148 training faces
-  by the papers, so it is an anchor rather than a like-for-like comparison.
+  by the papers, so it is an anchor rather than a like-for-like comparison;
+* below it, for models that predict a covariance per landmark (UGLLI, LaplaceKL): the card's uncertainty numbers on
+  300-W Common: the Pearson correlation of ``|Σ|^¼`` with the point error (per landmark, per face) and the share of
+  reference points inside the 1σ / 2σ ellipses after the covariance scale fitted on the selection slice.
 
 Reads zoo.yaml and JSON only (no TensorFlow).
 """
@@ -104,7 +107,33 @@ def table() -> str:
             _short_data(w.training_data),
             f"{w.license} |",
         ]))
-    return "\n".join(rows)
+    uncertain = uncertainty_rows()
+    return "\n".join(rows + ([""] + uncertain if uncertain else []))
+
+
+UNCERTAINTY_HEADER = ("| model | Pearson per landmark | Pearson per face | inside 1σ % | inside 2σ % | covariance scale |\n"
+                      "|---|---|---|---|---|---|")
+
+
+def uncertainty_rows() -> list[str]:
+    """The uncertainty table (header + rows) of the shipped models whose card has the numbers; empty if none."""
+    from lmkzoo.registry import load_zoo
+
+    rows = []
+    for name, spec in sorted(load_zoo().items()):
+        m = spec.weights.metrics if spec.weights is not None else {}
+        if "300w_common_uncertainty_pearson_per_landmark" not in m:
+            continue
+        pct = lambda k: _fmt(None if m.get(k) is None else 100 * m[k], 1)  # noqa: E731
+        rows.append(" | ".join([
+            f"| `{name}`",
+            _fmt(m.get("300w_common_uncertainty_pearson_per_landmark"), 3),
+            _fmt(m.get("300w_common_uncertainty_pearson_per_image"), 3),
+            pct("300w_common_uncertainty_coverage_1sigma"),
+            pct("300w_common_uncertainty_coverage_2sigma"),
+            f"{_fmt(m.get('covariance_scale_fitted_on_selection_slice'), 3)} |",
+        ]))
+    return [UNCERTAINTY_HEADER] + rows if rows else []
 
 
 def replace_block(text: str, block: str) -> str:

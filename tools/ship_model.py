@@ -276,6 +276,9 @@ def main(argv=None):
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--data-dir", default=None, help="TFDS data dir (300-W is built there from --shared if needed)")
     ap.add_argument("--command", help="the command that trained it (default: the run's config)")
+    ap.add_argument("--train-seconds", type=float,
+                    help="the run's training wall time, for runs resumed by lmkzoo versions whose history counted only "
+                         "the last part (now history.json sums every epoch's epoch_seconds)")
     ap.add_argument("--notes", help="card notes (how it differs from the paper, ...)")
     ap.add_argument("--write-zoo", action="store_true", help="write the tag's block in zoo.yaml")
     args = ap.parse_args(argv)
@@ -326,7 +329,7 @@ def main(argv=None):
     if calibration:
         metrics["covariance_scale_fitted_on_selection_slice"] = calibration["covariance_scale"]
         metrics["300w_validation_coverage_2sigma_uncalibrated"] = calibration["validation_coverage_2sigma_uncalibrated"]
-    epochs, secs = config.get("epochs"), history.get("train_seconds", 0)
+    epochs, secs = config.get("epochs"), args.train_seconds or history.get("train_seconds", 0)
     init = config.get("backbone_init") or {}
     start = (IMAGENET if init.get("imagenet") else f"fine-tuned from {init['weights']}" if init.get("weights")
              else "from scratch")

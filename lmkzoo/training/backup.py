@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -110,6 +111,18 @@ def _check_legacy(folder: Path) -> ResumeState:
         raise ValueError(f"{_LEGACY_WEIGHTS} is not a readable HDF5 file ({e})") from None
     seeds = folder / _SEEDS
     return ResumeState(epoch, weights, seeds if seeds.is_file() else None, {}, folder)
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Adds ``epoch_seconds`` (the epoch's wall time, its validation included when it runs first) to the epoch's
+    logs, so that the resume state, ``log.csv`` and the history keep every epoch's time across restarts."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and hasattr(self, "_t0"):
+            logs["epoch_seconds"] = time.perf_counter() - self._t0
 
 
 class TrainingBackup(keras.callbacks.Callback):

@@ -203,8 +203,11 @@ def run_callbacks(work: Path, backup, *, val_ds=None, scheme=None, norm="inter_o
     CSV and TensorBoard logs, the per-epoch weights in ``ckpt/``, then the caller's ``callbacks``."""
     import keras
 
+    from lmkzoo.training.backup import EpochSeconds
+
     (work / "ckpt").mkdir(parents=True, exist_ok=True)
     cbs = [
+        EpochSeconds(),
         backup,
         keras.callbacks.CSVLogger(str(work / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(work / "tb"), write_graph=False, profile_batch=0),
@@ -222,9 +225,13 @@ def write_config(work: Path, config: dict) -> None:
 
 def history_of(backup, history, **extra) -> dict:
     """The run's per-epoch logs: every finished epoch, those before a restart included (Keras' ``history`` holds
-    only this call's), plus ``extra`` values."""
+    only this call's), plus ``extra`` values. ``train_seconds`` is the sum of the epochs' ``epoch_seconds`` when
+    every epoch has one (a resumed run's whole training time, not just its last part)."""
     hist = {k: [float(v) for v in vs] for k, vs in (backup.history or history.history).items()}
     hist.update(extra)
+    per_epoch = hist.get("epoch_seconds")
+    if "train_seconds" in extra and per_epoch and len(per_epoch) == len(hist.get("loss", per_epoch)):
+        hist["train_seconds"] = float(sum(per_epoch))
     return hist
 
 
