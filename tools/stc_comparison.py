@@ -17,6 +17,14 @@ the hidden teacher labels of the unlabelled faces.
 
     python tools/stc_comparison.py --out runs/stc_comparison            # ~15-20 min on 2 busy CPU cores
 
+``--labeled-data 300w`` runs the comparison the way the paper's GSSL setting is meant (Table 7/8: 300-W labelled,
+CelebA unlabelled): labelled = the human annotations of 300-W ``train[:90%]`` (1,811 faces; ``train[90%:]`` is the
+in-domain validation), unlabelled = ``--unlabeled`` LFW faces (images and the teacher points' tight box only, in
+place of CelebA), test = the 300-W Common set with the annotation boxes (scored for every round; the table's
+numbers are the last round's) and the dlib faces:
+
+    python tools/stc_comparison.py --labeled-data 300w --unlabeled 1800 --out runs/stc_300w --data-dir TFDS_DIR
+
 Re-running with the same ``--out`` resumes (finished rounds and evaluations are kept).
 """
 
@@ -81,8 +89,30 @@ def seed_from(src: Path, dst: Path):
     shutil.copy(src / "stc_config.json", dst / "stc_config.json")
 
 
-def evaluate_round(spec, builder, weights, faces, val_rows, shared):
-    """NME (%) on faces68_dlib (oracle box, detector) and on held-out LFW people (oracle box)."""
+def labeled_300w(shared: Path, data_dir):
+    """300-W ``train[:90%]`` and ``train[90%:]`` example datasets (human annotations), the fields both sets share."""
+    from lmkzoo.training.run import source
+
+    keys = ("image", "landmarks", "visible", "bbox")
+
+    def common(ds):
+        return ds.map(lambda ex: {k: ex[k] for k in keys})
+
+    train = common(source("ibug_300w", "train[:90%]", data_dir, shared / "ibug_300w"))
+    return train, common(source("ibug_300w", "train[90%:]", data_dir, None))
+
+
+def common_nme(lm, shared: Path, data_dir) -> float:
+    """NME (%) on the 300-W Common test with the annotation boxes (inter-ocular), through ``predict``'s crops."""
+    from lmkzoo.inference.evaluate import evaluate
+
+    r = evaluate(lm, "ibug_300w:test_common", data_dir=data_dir, manual_dir=shared / "ibug_300w", boxes="annotation")
+    return float(100 * r.nme)
+
+
+def evaluate_round(spec, builder, weights, faces, val_rows, shared, data_dir=None):
+    """NME (%) on faces68_dlib (oracle box, detector) and on held-out LFW people (oracle box); with ``data_dir``
+    (the 300-W mode) on the 300-W Common test instead of the LFW people."""
     from eval_faces68_dlib import evaluate
 
     from lmkzoo import geometry, metrics
@@ -94,12 +124,15 @@ def evaluate_round(spec, builder, weights, faces, val_rows, shared):
     net.load_weights(str(weights))
     lm = Landmarker(spec, net)
     res = evaluate(lm, faces)
+    dlib = {"dlib_oracle": res["oracle"]["nme_percent"], "dlib_detector": res["detector"]["nme_percent"],
+            "dlib_found": res["detector"]["faces_found"]}
+    if data_dir is not None:
+        return {**dlib, "common": common_nme(lm, shared, data_dir)}
     imgs = [read_image(shared / "lfw_faces" / r[0]) for r in val_rows]
     gts = np.stack([row_points(r) for r in val_rows])
     preds = lm.predict(imgs, boxes=[[geometry.points_bbox(p)] for p in gts], detector=None)
     nme = metrics.nme(np.stack([p[0].points for p in preds]), gts, scheme="ibug68")
-    return {"dlib_oracle": res["oracle"]["nme_percent"], "dlib_detector": res["detector"]["nme_percent"],
-            "dlib_found": res["detector"]["faces_found"], "lfw_val": float(100 * nme.mean())}
+    return {**dlib, "lfw_val": float(100 * nme.mean())}
 
 
 def pseudo_label_nme(folder: Path, unl_rows) -> float:
@@ -122,7 +155,12 @@ def main(argv=None):
     ap.add_argument("--out", default="runs/stc_comparison")
     ap.add_argument("--shared", default=None,
                     help="shared data folder (default: $LMKZOO_SHARED_DATA, else ../shared/data beside the checkout)")
-    ap.add_argument("--labeled", type=int, default=384, help="labelled LFW faces")
+    ap.add_argument("--labeled-data", choices=["lfw", "300w"], default="lfw",
+                    help="lfw: LFW teacher labels (the miniature); 300w: 300-W train[:90%%] human annotations, tested on "
+                         "the Common set")
+    ap.add_argument("--data-dir", help="TFDS data dir for ibug_300w (--labeled-data 300w)")
+    ap.add_argument("--labeled", type=int, default=None,
+                    help="labelled faces (default: 384 LFW faces; with --labeled-data 300w all 1,811, fewer for a smoke run)")
     ap.add_argument("--unlabeled", type=int, default=384, help="unlabelled LFW faces (other people)")
     ap.add_argument("--val", type=int, default=128, help="held-out LFW faces (other people) for in-domain NME")
     ap.add_argument("--size", type=int, default=128)
@@ -146,13 +184,26 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     shared = Path(args.shared) if args.shared else require_shared_data()
-    lab_rows, unl_rows, val_rows = split_people(teacher_rows(shared), args.labeled, args.unlabeled, args.val, args.seed)
-    print(f"labelled {len(lab_rows)} faces / {len({r[0].split('/')[0] for r in lab_rows})} people, unlabelled "
-          f"{len(unl_rows)} / {len({r[0].split('/')[0] for r in unl_rows})}, validation {len(val_rows)}", flush=True)
+    on_300w = args.labeled_data == "300w"
+    if on_300w:  # every LFW person may be unlabelled: the labelled faces are 300-W's
+        lab_rows, unl_rows, val_rows = split_people(teacher_rows(shared), 0, args.unlabeled, 0, args.seed)
+        train_300w, val_300w = labeled_300w(shared, args.data_dir)
+        if args.labeled:
+            train_300w = train_300w.take(args.labeled)
+        labeled = (train_300w, val_300w)
+        args.labeled = int(train_300w.cardinality().numpy())
+        eval_dir = args.data_dir
+    else:
+        args.labeled = args.labeled or 384
+        lab_rows, unl_rows, val_rows = split_people(teacher_rows(shared), args.labeled, args.unlabeled, args.val,
+                                                    args.seed)
+        labeled, eval_dir = (labeled_dataset(shared, lab_rows), None), None
+    print(f"labelled {args.labeled} faces ({args.labeled_data}), unlabelled {len(unl_rows)} LFW faces / "
+          f"{len({r[0].split('/')[0] for r in unl_rows})} people, validation {len(val_rows)}", flush=True)
     unlabeled_tfds(shared, unl_rows, out / "unlabeled_folder", out / "tfds")
     spec = tiny_spec("pipnet_r18_stc.300w", args.size, backbone_args={"width_multiplier": args.width},
                      net_stride=args.net_stride, extra_channels=args.extra_channels)
-    common = dict(labeled=(labeled_dataset(shared, lab_rows), None), unlabeled="face_image_folder/folder",
+    common = dict(labeled=labeled, unlabeled="face_image_folder/folder",
                   data_dir=str(out / "tfds"), epochs=args.epochs, batch_size=args.batch_size,
                   learning_rate=args.lr, seed=args.seed, verbose=2)
     k = args.std_rounds
@@ -186,7 +237,7 @@ def main(argv=None):
         for rec in json.loads((out / name / "rounds.json").read_text()):
             key = f"{name}/round{rec['round']}_{rec['task']}"
             if key not in results:
-                row = evaluate_round(spec, builder, rec["weights"], faces, val_rows, shared)
+                row = evaluate_round(spec, builder, rec["weights"], faces, val_rows, shared, eval_dir)
                 if rec.get("pseudo_labels"):
                     row["pseudo_label_nme"] = pseudo_label_nme(Path(rec["pseudo_labels"]["folder"]), unl_rows)
                 row["round_seconds"] = rec["history"].get("train_seconds")
@@ -195,7 +246,7 @@ def main(argv=None):
             print(key, json.dumps(results[key]), flush=True)
     if "GSL_steps" not in results:
         builder = json.loads((out / "STC" / "stc_config.json").read_text())["builder_overrides"]
-        results["GSL_steps"] = evaluate_round(spec, builder, ctl / "final.weights.h5", faces, val_rows, shared)
+        results["GSL_steps"] = evaluate_round(spec, builder, ctl / "final.weights.h5", faces, val_rows, shared, eval_dir)
         results["GSL_steps"]["epochs"] = ctl_epochs
         cache_file.write_text(json.dumps(results, indent=2))
     wall = time.time() - t_start
@@ -205,14 +256,15 @@ def main(argv=None):
     for n in runs:
         last = rounds[n][-1]
         final[n] = results[f"{n}/round{last['round']}_{last['task']}"]
+    held = "300-W Common NME % (annotation box)" if on_300w else "LFW held-out NME %"
     lines = ["| paradigm / method | rounds | faces68_dlib NME % (oracle box) | faces68_dlib NME % (detector) | "
-             "LFW held-out NME % | pseudo-label NME % (last round) |", "|---|---|---|---|---|---|"]
+             f"{held} | pseudo-label NME % (last round) |", "|---|---|---|---|---|---|"]
     for n, r in final.items():
         sched = ("labelled only" if n == "GSL" else f"labelled only, {r['epochs']} epochs" if n.startswith("GSL (")
                  else ", ".join(x["task"] for x in rounds[n][1:]))
         pl = f"{r['pseudo_label_nme']:.2f}" if "pseudo_label_nme" in r else "-"
         lines.append(f"| {n} | {sched} | {r['dlib_oracle']:.2f} | {r['dlib_detector']:.2f} ({r['dlib_found']} faces) | "
-                     f"{r['lfw_val']:.2f} | {pl} |")
+                     f"{r['common' if on_300w else 'lfw_val']:.2f} | {pl} |")
     table = "\n".join(lines)
     summary = {"settings": {**vars(args), "labeled_people": len({r[0].split('/')[0] for r in lab_rows}),
                             "unlabeled_people": len({r[0].split('/')[0] for r in unl_rows})},
