@@ -42,6 +42,25 @@ def test_states_are_written_whole_and_the_last_two_kept(tmp_path):
     assert len(meta["history"]["loss"]) == 3 == len(cb.history["loss"])
 
 
+def test_a_changed_optimizer_cannot_resume_a_run_silently(tmp_path):
+    """Keras loads a state whose optimizer has other variables (a float rate is a variable, a schedule is not) with
+    only a warning and a fresh optimizer; resuming must refuse it instead, naming the state and what changed."""
+    from lmkzoo.errors import CheckpointMismatchError
+
+    _fit(tmp_path / "backup", 1)  # Adam at a constant rate
+    model, cb = _small_model(), TrainingBackup(tmp_path / "backup")
+    model.compile(keras.optimizers.Adam(keras.optimizers.schedules.ExponentialDecay(1e-2, 10, 0.5)), loss="mse")
+    with pytest.raises(CheckpointMismatchError, match=r"state-00001 does not fit this run.*learning-rate schedule"):
+        model.fit(_X, _Y, epochs=2, batch_size=8, shuffle=False, callbacks=[cb], verbose=0)
+    # the same optimizer resumes as before
+    model, cb = _small_model(), TrainingBackup(tmp_path / "backup")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(_X, _Y, epochs=2, batch_size=8, shuffle=False, callbacks=[cb], verbose=0)
+    assert len(cb.history["loss"]) == 2 and not [w for w in caught if "Skipping" in str(w.message)]
+    assert int(model.optimizer.iterations) == 2 * 4  # the saved optimizer's 4 steps, then 4 more
+
+
 @pytest.mark.parametrize("damage", ["truncate", "empty", "delete", "garble_json", "kill_before_rename"])
 def test_a_damaged_state_is_skipped_with_a_message_and_the_run_resumes_from_the_last_good_one(tmp_path, damage):
     backup = tmp_path / "backup"

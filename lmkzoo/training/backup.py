@@ -193,12 +193,24 @@ class TrainingBackup(keras.callbacks.Callback):
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)  # its variables must exist to be loaded
         try:
-            model.load_weights(str(state.weights))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model.load_weights(str(state.weights))
         except (ValueError, KeyError, OSError) as e:
             raise CheckpointMismatchError(
                 f"the training state {state.path} does not fit this model ({type(e).__name__}: {e}); the run in "
                 f"{self.backup_dir.parent} was started with other settings: use another output folder, or delete "
                 f"{self.backup_dir} to start again") from None
+        skipped = [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
+        if skipped:  # Keras loads the rest and only warns: the run would go on with a fresh optimizer (moments, step)
+            raise CheckpointMismatchError(
+                f"the training state {state.path} does not fit this run: {skipped[0]} A changed optimizer or "
+                f"learning-rate schedule (e.g. --lr, or a recipe's schedule) cannot resume the run in "
+                f"{self.backup_dir.parent}: resume it with its settings (config.json), use another output folder, or "
+                f"delete {self.backup_dir} to start again")
+        for w in caught:  # the others as Keras gave them
+            if "Skipping variable loading" not in str(w.message):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if state.seeds is not None:
             seed_vars = _seed_variables(model)
             with np.load(state.seeds) as saved:
