@@ -2,6 +2,7 @@
 docs/ and a section that page has, and nothing points at files outside the checkout (the developers' shared
 folder, machine paths)."""
 
+import json
 import re
 from pathlib import Path
 
@@ -90,3 +91,24 @@ def test_readme_pretrained_table_is_generated_from_the_cards():
     assert all(any(r.startswith(f"| `{n}` |") for r in rows) for n in uncertain)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"{model_table.BEGIN}\n{block}\n{model_table.END}" in readme
+
+
+def test_card_comparisons_are_what_their_cards_say():
+    """tools/compare_models.py tables come from the cards alone: its JSON files in benchmarks/results match the cards
+    in zoo.yaml today (regenerate with the command in benchmarks/README.md), and every shipped model compares."""
+    import importlib.util
+
+    from lmkzoo.registry import load_zoo
+
+    spec = importlib.util.spec_from_file_location("compare_models", ROOT / "tools" / "compare_models.py")
+    compare_models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_models)
+    shipped = sorted(name for name, s in load_zoo().items() if s.weights is not None)
+    result = compare_models.compare(shipped)
+    assert list(result["models"]) == shipped
+    table = compare_models.markdown(result)
+    assert all(f"| `{name}` |" in table for name in shipped) and "Common NME %" in table
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(saved, dict) and saved.get("source") == result["source"]:
+            assert saved == compare_models.compare(list(saved["models"])), f"{path.name} differs from the cards"
