@@ -162,7 +162,7 @@ def test_pip_loss_zero_for_perfect_outputs_and_hand_value():
 
 
 def test_parameter_counts_match_reference():
-    lm = lmkzoo.load("pipnet_r18", weights=None)
+    lm = lmkzoo.load("pipnet_r18.wflw", weights=None)
     trainable = sum(int(np.prod(w.shape)) for w in lm.network.trainable_weights)
     assert trainable == 12_332_814  # docs/reference_facts.md §A2, 98 points, C = 10
     spec68 = lmkzoo.get_spec("pipnet_r18.300w")

@@ -115,6 +115,10 @@ UNCERTAINTY_HEADER = ("| model | Pearson per landmark | Pearson per face | insid
                       "|---|---|---|---|---|---|")
 
 
+def _pct(metrics: dict, key: str) -> str:
+    return _fmt(None if metrics.get(key) is None else 100 * metrics[key], 1)
+
+
 def uncertainty_rows() -> list[str]:
     """The uncertainty table (header + rows) of the shipped models whose card has the numbers; empty if none."""
     from lmkzoo.registry import load_zoo
@@ -124,13 +128,12 @@ def uncertainty_rows() -> list[str]:
         m = spec.weights.metrics if spec.weights is not None else {}
         if "300w_common_uncertainty_pearson_per_landmark" not in m:
             continue
-        pct = lambda k: _fmt(None if m.get(k) is None else 100 * m[k], 1)  # noqa: E731
         rows.append(" | ".join([
             f"| `{name}`",
             _fmt(m.get("300w_common_uncertainty_pearson_per_landmark"), 3),
             _fmt(m.get("300w_common_uncertainty_pearson_per_image"), 3),
-            pct("300w_common_uncertainty_coverage_1sigma"),
-            pct("300w_common_uncertainty_coverage_2sigma"),
+            _pct(m, "300w_common_uncertainty_coverage_1sigma"),
+            _pct(m, "300w_common_uncertainty_coverage_2sigma"),
             f"{_fmt(m.get('covariance_scale_fitted_on_selection_slice'), 3)} |",
         ]))
     return [UNCERTAINTY_HEADER] + rows if rows else []

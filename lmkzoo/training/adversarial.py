@@ -110,6 +110,8 @@ class AdversarialLandmarkTrainer(keras.Model):
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
+    own_optimizers = True  # steps g_optimizer / d_optimizer itself (lmkzoo.training.backup leaves compile's unused)
+
     def compile(self, g_optimizer, d_optimizer, g_loss, **kwargs):
         """``g_optimizer`` / ``d_optimizer``: the two optimizers; ``g_loss``: the supervised loss (LaplaceKL …)."""
         if self.weight_decay:

@@ -190,8 +190,10 @@ class TrainingBackup(keras.callbacks.Callback):
         if state is None:
             return
         model = self.model
-        if model.optimizer is not None and not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)  # its variables must exist to be loaded
+        # its variables must exist to be loaded (a trainer that steps its own optimizers, e.g. the adversarial one,
+        # leaves compile's default optimizer unused and unbuilt, as it was saved)
+        if model.optimizer is not None and not model.optimizer.built and not getattr(model, "own_optimizers", False):
+            model.optimizer.build(model.trainable_variables)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
