@@ -51,8 +51,7 @@ def make_example_fn(*, crop: Mapping, input_size, scheme, augment=None, training
     scale, shift, square = as_pair(crop.get("scale"), 1.0), as_pair(crop.get("shift"), 0.0), bool(crop.get("square", False))
     fp_matrix = None
     if policy in ("five_point", "five_point_hull"):
-        if sch.five_point_indices is not None:
-            fp_matrix = tf.constant(schemes.conversion_matrix(sch, "five_point")[..., 0], tf.float32)
+        fp_matrix = T.five_point_matrix(sch)
         template = tf.constant(geometry.five_point_template((w, h), **template_kwargs(crop)), tf.float32)
         hull_scale = float(crop.get("scale", 2.0))
     elif policy not in ("box", "none"):

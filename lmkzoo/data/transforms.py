@@ -26,6 +26,7 @@ __all__ = [
     "to3", "affine_apply", "invert_affine", "box_affine", "crop_box", "similarity_to_template", "warp_image",
     "random_geometry", "keep_points_inside", "random_erasing", "gaussian_blur", "random_grayscale",
     "color_jitter", "channel_scale", "pca_lighting", "normalize_image", "five_point_hull_box", "split_seed",
+    "five_point_matrix",
 ]
 
 # AlexNet PCA lighting: eigenvalues / eigenvectors of ImageNet RGB covariance (pixels in [0, 1])
@@ -76,6 +77,16 @@ def crop_box(box, scale=(1.0, 1.0), shift=(0.0, 0.0), square=False):
         s = tf.maximum(hw, hh)
         hw, hh = s, s
     return tf.stack([cx - hw, cy - hh, cx + hw, cy + hh])
+
+
+def five_point_matrix(scheme):
+    """The ``(5, K)`` float32 matrix that maps a scheme's ``(K, 2)`` points to its five points (``tf.matmul``), or
+    ``None`` for a scheme without 5-point groups."""
+    from lmkzoo import schemes
+
+    if scheme.five_point_indices is None:
+        return None
+    return tf.constant(schemes.conversion_matrix(scheme, "five_point")[..., 0], tf.float32)
 
 
 def five_point_hull_box(five_points, scale=2.0):

@@ -84,11 +84,11 @@ def make_unlabeled_dataset(source, *, crop: Mapping, input_size, mean, std, batc
         if "landmarks" in spec and "five_points" not in spec and scheme is not None:
             sch = schemes.get(scheme)
             k = spec["landmarks"].shape[0]
-            if sch.five_point_indices is None or k != sch.num_points:
+            fp_matrix = T.five_point_matrix(sch)
+            if fp_matrix is None or k != sch.num_points:
                 raise InvalidArgumentError(
                     f"unlabeled examples carry {k} landmarks; their five points need a scheme with 5-point groups "
                     f"and {k} points, got {sch.name!r} ({sch.num_points} points)")
-            fp_matrix = tf.constant(schemes.conversion_matrix(sch, "five_point")[..., 0], tf.float32)
             keys.add("five_points")
 
         def pick(ex):

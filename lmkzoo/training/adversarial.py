@@ -275,7 +275,6 @@ def train_adversarial(name, *, labeled, unlabeled, data_dir=None, train_split: s
     from lmkzoo.data.pipeline import load_tfds, make_dataset
     from lmkzoo.data.unlabeled import make_unlabeled_dataset
     from lmkzoo.families.base import build_network, get_family, spec_dict
-    from lmkzoo.registry import get_spec
     from lmkzoo.training.backup import TrainingBackup
     from lmkzoo.training.optimizers import build_optimizer
     from lmkzoo.training.run import (
@@ -284,6 +283,7 @@ def train_adversarial(name, *, labeled, unlabeled, data_dir=None, train_split: s
         eval_protocol,
         history_of,
         run_callbacks,
+        spec_of,
         train_val_sources,
         write_config,
         write_history,
@@ -293,7 +293,7 @@ def train_adversarial(name, *, labeled, unlabeled, data_dir=None, train_split: s
                    steps_per_epoch=steps_per_epoch, learning_rate=learning_rate)
 
     keras.utils.set_random_seed(seed)
-    spec = name if hasattr(name, "family") else get_spec(name)
+    spec = spec_of(name)
     family = get_family(spec.family)
     adv = family.adversarial_args(spec)
     if adv is None:

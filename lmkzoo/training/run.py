@@ -197,6 +197,13 @@ def atomic_save(network, path: Path, weights_only: bool = False):
     os.replace(tmp, path)
 
 
+def spec_of(name):
+    """The ``ModelSpec`` a trainer was given: a spec as it is (e.g. with a changed input size), a name from the zoo."""
+    from lmkzoo.registry import get_spec
+
+    return name if hasattr(name, "family") else get_spec(name)
+
+
 def run_callbacks(work: Path, backup, *, val_ds=None, scheme=None, norm="inter_ocular", cutoff=0.10, every: int = 1,
                   callbacks=None) -> list:
     """The callbacks of a run in ``work``: the validation metric (when ``val_ds``), the resume state ``backup``, the

@@ -247,11 +247,10 @@ def train_self_training(name, *, labeled, unlabeled, curriculum: bool | None = N
     from lmkzoo.families.base import build_network, get_family
     from lmkzoo.hub import sha256_file
     from lmkzoo.losses.pipnet_stc_loss import STC_TASKS
-    from lmkzoo.registry import get_spec
-    from lmkzoo.training.run import atomic_save, train_val_sources
+    from lmkzoo.training.run import atomic_save, spec_of, train_val_sources
     from lmkzoo.training.supervised import train_supervised
 
-    spec = name if hasattr(name, "family") else get_spec(name)
+    spec = spec_of(name)
     if "self_training" not in get_family(spec.family).trainers:
         raise InvalidArgumentError(f"self-training with curriculum is PIPNet's; {spec.name} is family {spec.family!r}")
     settings = stc_settings(spec, curriculum=curriculum, std_rounds=std_rounds, tasks=tasks, box_adjust=box_adjust,

@@ -36,6 +36,7 @@ from lmkzoo.training.run import (
     leaves_nothing_on_failure,
     make_strategy,
     run_callbacks,
+    spec_of,
     train_val_sources,
     write_config,
     write_history,
@@ -60,10 +61,9 @@ def train_supervised(name, *, data, data_dir=None, manual_dir=None, train_split:
 
     from lmkzoo.data.pipeline import make_dataset
     from lmkzoo.families.base import build_network, get_family, spec_dict
-    from lmkzoo.registry import get_spec
     from lmkzoo.training.backup import TrainingBackup
 
-    spec = name if hasattr(name, "family") else get_spec(name)
+    spec = spec_of(name)
     family = get_family(spec.family)
     recipe = dict(spec.recipe)
     epochs = int(epochs or recipe.get("epochs", 1))

@@ -9,7 +9,7 @@ of :mod:`~lmkzoo.training.run`.
 from __future__ import annotations
 
 from lmkzoo.errors import InvalidArgumentError
-from lmkzoo.training.run import check_run_args, leaves_nothing_on_failure
+from lmkzoo.training.run import check_run_args, leaves_nothing_on_failure, spec_of
 from lmkzoo.training.supervised import train_supervised
 
 __all__ = ["train"]
@@ -67,11 +67,10 @@ def train(name: str, *, data, data_dir=None, manual_dir=None, train_split: str =
     import tensorflow as tf
 
     from lmkzoo.families.base import get_family
-    from lmkzoo.registry import get_spec
 
     check_run_args(epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, eval_every=eval_every,
                    learning_rate=learning_rate)
-    spec = name if hasattr(name, "family") else get_spec(name)
+    spec = spec_of(name)
     family = get_family(spec.family)
     trainer = family.trainer_for(spec, unlabeled)
     if trainer == "adversarial":
