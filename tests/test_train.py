@@ -240,6 +240,45 @@ def test_adam_weight_decay_is_pytorch_coupled_l2():
             AdamL2(lr, weight_decay=bad)
 
 
+def test_lamb_adapts_weight_matrices_only():
+    """The recipes' LAMB applies the trust ratio ‖w‖/‖u‖ to weight matrices; biases and learned embeddings take
+    the plain Adam step, so a variable that starts at (or near) zero can grow (with Keras' Lamb the LOTR queries,
+    N(0, 1e-4²), kept their norm and every landmark came out at one spot)."""
+    import keras
+
+    from lmkzoo.errors import InvalidArgumentError
+    from lmkzoo.training.optimizers import Lamb, build_optimizer
+
+    lr = 1e-2
+    opt = build_optimizer({"optimizer": {"name": "lamb", "learning_rate": lr}}, 5)
+    assert type(opt) is Lamb and opt.exclude_from_layer_adaptation == ("embeddings",)
+    rng = np.random.default_rng(0)
+    kernel = keras.Variable(rng.normal(size=(8, 4)).astype("float32"), name="kernel")
+    bias = keras.Variable(np.zeros(4, "float32"), name="bias")
+    queries = keras.Variable(rng.normal(scale=1e-4, size=(6, 4)).astype("float32"), name="embeddings")
+    k0, q0 = kernel.numpy(), queries.numpy()
+    grads = [np.ones((8, 4), "float32"), np.full(4, -0.5, "float32"), np.full((6, 4), 0.3, "float32")]
+    steps = 20
+    for _ in range(steps):
+        opt.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in grads], [kernel, bias, queries]))
+    assert [opt.adapts(v) for v in (kernel, bias, queries)] == [True, False, False]
+    # a constant gradient gives Adam steps of lr·sign(g): 20 of them move the bias and the queries by 0.2
+    assert np.allclose(bias.numpy(), steps * lr, rtol=1e-3)
+    assert np.allclose(queries.numpy(), q0 - steps * lr, atol=1e-3)
+    # the kernel moves by lr·‖w‖ per step (its whole update has the norm of lr times the weights')
+    first = np.linalg.norm(k0)
+    assert np.linalg.norm(kernel.numpy() - k0) == pytest.approx(steps * lr * first, rel=0.15)
+    # Keras' Lamb (every variable adapted) leaves the near-zero queries where they were
+    plain, q = keras.optimizers.Lamb(lr), keras.Variable(q0, name="embeddings")
+    for _ in range(steps):
+        plain.apply_gradients([(keras.ops.convert_to_tensor(grads[2]), q)])
+    assert np.linalg.norm(q.numpy()) < 1.3 * np.linalg.norm(q0)
+    back = keras.optimizers.deserialize(keras.optimizers.serialize(Lamb(lr, exclude_from_layer_adaptation=["pos"])))
+    assert type(back) is Lamb and back.exclude_from_layer_adaptation == ("pos",)
+    with pytest.raises(InvalidArgumentError, match="exclude_from_layer_adaptation must be a list of non-empty names"):
+        Lamb(lr, exclude_from_layer_adaptation="embeddings")
+
+
 def test_mixed_bfloat16_runs(lfw_dir, tmp_path):
     body = """
 net, hist = train(spec, data=(src, None), out_dir=os.environ["OUT"], epochs=1, batch_size=8, verbose=0, precision="mixed_bfloat16")
