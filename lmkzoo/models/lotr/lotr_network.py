@@ -138,6 +138,8 @@ class LOTRNetwork(LandmarkNetwork):
         head_units: hidden layers of the prediction head (Table 1: [512, 512], output 2).
         query_stddev: initialisation std of the landmark queries (1e-4, §4.3).
         pos_stddev: initialisation std of the positional encoding (1, "standard normal", §4.3).
+        query_pos: also add the landmark queries to the queries and keys of every decoder attention (DETR's
+            object queries, ``query_pos``); ``False`` feeds them only as the first decoder layer's input (§3.1).
     Layer names: ``reduce_conv/bn/relu``, ``up{i}_deconv/bn/relu``, ``token_projection``, ``tokens``,
     ``positional_encoding``, ``landmark_queries``, ``encoder{i}``, ``decoder{i}``, ``decoder_norm``,
     ``head_dropout``, ``head_dense{i}``, ``head_out``.
@@ -146,7 +148,9 @@ class LOTRNetwork(LandmarkNetwork):
     def __init__(self, backbone, codec, reduce_channels: int = 64, upsample_filters=(), dim: int = 64,
                  num_heads: int = 4, ffn_dim: int = 128, num_encoder_layers: int = 2, num_decoder_layers: int = 2,
                  dropout: float = 0.1, head_units=(512, 512), query_stddev: float = 1e-4, pos_stddev: float = 1.0,
-                 **kwargs):
+                 query_pos: bool = False, **kwargs):
+        if not isinstance(query_pos, bool):
+            raise InvalidArgumentError(f"query_pos must be true or false; got {query_pos!r}")
         reduce_channels = _positive_int(reduce_channels, "reduce_channels")
         upsample_filters = _int_list(upsample_filters, "upsample_filters")
         head_units = _int_list(head_units, "head_units")
@@ -171,10 +175,12 @@ class LOTRNetwork(LandmarkNetwork):
         for i in range(num_encoder_layers):
             memory = TransformerEncoderLayer(dim, num_heads, ffn_dim, dropout, kernel_initializer=KERNEL_INIT,
                                              name=f"encoder{i}")(memory, pos=pos)
-        y = LearnedEmbedding(n, dim, stddev=query_stddev, batch_broadcast=True, name="landmark_queries")(memory)
+        queries = LearnedEmbedding(n, dim, stddev=query_stddev, batch_broadcast=True, name="landmark_queries")(memory)
+        y = queries
         for i in range(num_decoder_layers):
             y = TransformerDecoderLayer(dim, num_heads, ffn_dim, dropout, kernel_initializer=KERNEL_INIT,
-                                        name=f"decoder{i}")(y, memory, memory_pos=pos)
+                                        name=f"decoder{i}")(y, memory, memory_pos=pos,
+                                                            query_pos=queries if query_pos else None)
         y = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="decoder_norm")(y)
         y = keras.layers.Dropout(float(dropout), name="head_dropout")(y)
         coordinates = _ffn_head(y, head_units, 2, "head")
@@ -188,6 +194,7 @@ class LOTRNetwork(LandmarkNetwork):
         self.dropout = float(dropout)
         self.head_units = head_units
         self.query_stddev, self.pos_stddev = float(query_stddev), float(pos_stddev)
+        self.query_pos = query_pos
         #: (height, width) of the token grid
         self.token_grid = (fh, fw)
 
@@ -209,6 +216,7 @@ class LOTRNetwork(LandmarkNetwork):
             "head_units": list(self.head_units),
             "query_stddev": self.query_stddev,
             "pos_stddev": self.pos_stddev,
+            "query_pos": self.query_pos,
         }
 
 
