@@ -67,8 +67,8 @@ class Lamb(keras.optimizers.Lamb):
     LAMB scales each variable's Adam step ``u`` by the trust ratio ``‖w‖ / ‖u‖``, so a step moves a variable by
     ``lr · ‖w‖``: at most ``lr`` of its own norm. Keras' ``Lamb`` does this for every variable; a variable that
     starts at zero or near it (biases, LOTR's landmark queries drawn from N(0, 1e-4²)) then grows by a factor
-    ``1 + lr`` per step and stays where it started. On 300-W, LOTR-M trained that way predicted all 68 points at
-    one spot for 16 epochs (60 % NME): the queries kept their initial norm and never told the landmarks apart.
+    ``1 + lr`` per step and stays where it started: LOTR-M's queries kept their initial norm through 16 epochs
+    of 300-W (one of the two reasons it put all 68 points at one spot; docs/training_300w.md).
     BERT's LAMB (and TF-Addons') exclude biases and LayerNorm parameters from the adaptation; here every
     variable of rank ≤ 1 (biases, normalisation scales and offsets) and every variable whose path contains a
     name in ``exclude_from_layer_adaptation`` (default: learned ``embeddings``, i.e. queries and positional
