@@ -315,8 +315,8 @@ def test_zoo_entries():
 # ------------------------------------------------------------------------------------------------ saving
 @pytest.mark.parametrize("head", ["transformer", "ffn"])
 def test_keras_round_trip(head, tmp_path):
-    # the transformer in lotr_m.300w's layout (the queries also in every decoder attention)
-    spec, net = _tiny_net(head, **({"query_pos": True} if head == "transformer" else {}))
+    # the transformer in lotr_m.300w's layout (the queries also in every decoder attention, no dropout before the head)
+    spec, net = _tiny_net(head, **({"query_pos": True, "head_dropout": 0.0} if head == "transformer" else {}))
     path = tmp_path / f"lotr_{head}.keras"
     x = np.random.default_rng(3).normal(size=(2, 64, 64, 3)).astype(np.float32)
     back = check_keras_round_trip(net, x, path, outputs=lambda m, x: m(x, training=False), keys=("coordinates",),
@@ -324,6 +324,7 @@ def test_keras_round_trip(head, tmp_path):
     assert back.codec.get_config() == net.codec.get_config()
     if head == "ffn":
         return
+    assert back.get_config()["head_dropout"] == 0.0 and back.get_layer("head_dropout").rate == 0.0
     # through the public loader: the spec travels inside the file
     lm = lmkzoo.load(path)
     assert lm.spec.name == spec.name and lm.spec.family == "lotr"
@@ -398,6 +399,21 @@ def test_query_layouts_at_initialisation():
     assert spreads["detr"] > 20 * spreads["paper"], spreads
     with pytest.raises(InvalidArgumentError, match="query_pos must be true or false; got 'yes'"):
         _tiny_net(query_pos="yes")
+
+
+def test_head_dropout_sets_the_dropout_before_the_head_only():
+    """``head_dropout`` (lotr_m.300w: 0) changes the dropout before the prediction head and nothing else; unset, the
+    head takes the Transformer's ``dropout`` as in the paper. Bad rates are named."""
+    for builder, head_rate in (({}, 0.1), ({"head_dropout": 0.0}, 0.0), ({"head_dropout": 0.3}, 0.3)):
+        net = _tiny_net(scheme="ibug68", dropout=0.1, **builder)[1]
+        assert net.get_layer("head_dropout").rate == head_rate
+        inner = {layer.rate for layer in net._flatten_layers() if isinstance(layer, keras.layers.Dropout)
+                 and layer.name != "head_dropout"}
+        assert inner == {0.1}, inner
+        assert net.get_config()["head_dropout"] == builder.get("head_dropout")
+    for bad in (1.0, -0.1, "0.1"):
+        with pytest.raises(InvalidArgumentError, match=f"head_dropout must be in \\[0, 1\\); got {bad!r}"):
+            _tiny_net(head_dropout=bad)
 
 
 # ------------------------------------------------------------------------------------------------ training

@@ -20,7 +20,7 @@ LOTR_BACKBONES = ("mobilenetv2", "resnet50", "resnet18", "resnet34", "resnet101"
 #: ``transformer``: LOTR; ``ffn``: the CNN + FFN baseline of §4.6
 HEADS = ("transformer", "ffn")
 _TRANSFORMER_ONLY = ("upsample_filters", "dim", "num_heads", "ffn_dim", "num_encoder_layers", "num_decoder_layers",
-                     "query_stddev", "pos_stddev", "query_pos")
+                     "query_stddev", "pos_stddev", "query_pos", "head_dropout")
 
 
 @register_family
@@ -44,6 +44,8 @@ class LOTRFamily(Family):
         "query_stddev": 1e-4,
         "pos_stddev": 1.0,
         "query_pos": False,
+        # the dropout before the head alone (None: the same as "dropout", as the paper)
+        "head_dropout": None,
     }
     augment_preset = "lotr"
 
