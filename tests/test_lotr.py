@@ -460,3 +460,72 @@ def test_tiny_lotr_trains_on_lfw_teacher_labels(shared_data):
     assert all(np.isfinite(history)) and history[-1] < 0.6 * history[0]
     assert after < 0.7 * before
     assert spread > 0.5
+
+
+# ------------------------------------------------------------------------------------------------ diagnosis
+def _lotr_diagnose():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "lotr_diagnose.py"
+    module_spec = importlib.util.spec_from_file_location("lotr_diagnose", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_lotr_diagnose_on_real_faces(ibug_300w_tfds):
+    """tools/lotr_diagnose.py (the numbers of docs/training_300w.md's LOTR section) on 24 Common faces with a tiny
+    LOTR: the mean-shape and network NMEs are the metric's, the dropout modes switch exactly the dropouts they name
+    and leave the network as it was, the stage shares lie in [0, 1]."""
+    from lmkzoo import metrics
+    from lmkzoo.data.pipeline import make_dataset
+
+    tool = _lotr_diagnose()
+    spec, net = _tiny_net(scheme="ibug68", dropout=0.3, head_dropout=0.5)
+    ds = make_dataset("ibug_300w", crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme, mean=spec.mean,
+                      std=spec.std, split="test_common[:24]", data_dir=ibug_300w_tfds.root_data_dir, batch_size=8)
+    gt = np.concatenate([info["landmarks"].numpy() for _, info in ds])
+    mean_shape = gt.mean(axis=0) + 1.0
+    rates = {layer.name: layer.rate for layer in net._flatten_layers() if isinstance(layer, keras.layers.Dropout)}
+    statistics = [v.numpy() for v in net.non_trainable_variables]
+    report = tool.diagnose(net, ds, mean_shape, scheme="ibug68", batch_size=8)
+
+    assert report["faces"] == 24
+    expect = 100 * metrics.nme(np.broadcast_to(mean_shape, gt.shape), gt, scheme="ibug68").mean()
+    assert report["mean_shape_nme"] == pytest.approx(expect, rel=1e-6)
+    pred = np.asarray(net.codec(net(np.concatenate([x.numpy() for x, _ in ds]), training=False))["landmarks"])
+    assert report["nme"] == pytest.approx(100 * metrics.nme(pred, gt, scheme="ibug68").mean(), rel=1e-4)
+    assert report["modes"]["inference"]["nme"] == report["nme"]
+    # every dropout mode is stochastic here, so it moves the points; the network is left as it was
+    for mode in ("every dropout", "dropout before the head only", "Transformer dropouts only"):
+        assert report["modes"][mode]["nme"] != pytest.approx(report["nme"], rel=1e-6), mode
+    assert rates == {layer.name: layer.rate for layer in net._flatten_layers()
+                     if isinstance(layer, keras.layers.Dropout)}
+    assert all(layer.trainable for layer in net._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization))
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(statistics, net.non_trainable_variables))
+    assert set(report["across_image_share"]) >= {"tokens", "encoder0", "decoder0", "decoder_norm", "head_out"}
+    assert all(0.0 <= v <= 1.0 for v in report["across_image_share"].values())
+
+    # a mode turns on exactly the dropouts it names
+    x = np.concatenate([x.numpy() for x, _ in ds])[:4]
+    with tool.network_mode(net, dropouts="head"):
+        on = {layer.name for layer in net._flatten_layers() if isinstance(layer, keras.layers.Dropout) and layer.rate}
+        assert on == {"head_dropout"}
+    with tool.network_mode(net, dropouts="none"):
+        a, b = (np.asarray(net(x, training=True)["coordinates"]) for _ in range(2))
+        assert np.array_equal(a, b)  # no dropout, BatchNorm on its moving statistics: deterministic
+    with pytest.raises(ValueError, match="dropouts must be none, all, head or transformer; got 'some'"):
+        with tool.network_mode(net, dropouts="some"):
+            pass
+
+
+def test_lotr_diagnose_cli_rejects_other_families(tmp_path, capsys):
+    tool = _lotr_diagnose()
+    with pytest.raises(SystemExit) as e:
+        tool.main(["pipnet_r18.300w", "--weights", str(tmp_path / "w.weights.h5")])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: pipnet_r18.300w is a pipnet model; this tool reads LOTR networks"
+    with pytest.raises(SystemExit) as e:
+        tool.main(["lotr_m.300w", "--weights", str(tmp_path / "missing.weights.h5")])
+    assert e.value.code == 2 and "error: no weights file" in capsys.readouterr().err
