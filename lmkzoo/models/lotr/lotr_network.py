@@ -138,7 +138,7 @@ class LOTRNetwork(LandmarkNetwork):
         head_dropout: the dropout before the head alone (``None``: ``dropout``, as the paper). Followed by the
             head's ReLU layers, inverted dropout does not keep their mean: ``E[relu(z + noise)] > relu(z)``, so a
             network that has not yet learned to ignore the noise predicts shifted points at inference
-            (docs/training_300w.md: a coherent 12 px shift on 300-W after 22 short epochs); ``0`` removes it.
+            (docs/training_300w.md: a coherent 12 px shift on 300-W after 21 short epochs); ``0`` removes it.
         head_units: hidden layers of the prediction head (Table 1: [512, 512], output 2).
         query_stddev: initialisation std of the landmark queries (1e-4, §4.3).
         pos_stddev: initialisation std of the positional encoding (1, "standard normal", §4.3).
