@@ -18,6 +18,20 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def load_tool():
+    """``load_tool("model_table")``: the module of ``tools/model_table.py`` (the tools are scripts, not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def lfw_tfds(shared_data, tmp_path_factory):
     """The LFW teacher-labelled faces as a built TFDS dataset (landmark_folder/lfw_teacher68)."""
     from lmkzoo.testing.tiny import shared_tfds

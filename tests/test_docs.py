@@ -70,16 +70,12 @@ def test_nothing_points_outside_the_repository():
     assert bad == []
 
 
-def test_readme_pretrained_table_is_generated_from_the_cards():
+def test_readme_pretrained_table_is_generated_from_the_cards(load_tool):
     """The README's "Pretrained models" table is what tools/model_table.py makes of zoo.yaml's cards and the recorded
     benchmarks, one row per shipped model (regenerate it with ``python tools/model_table.py --write``)."""
-    import importlib.util
-
     from lmkzoo.registry import load_zoo
 
-    spec = importlib.util.spec_from_file_location("model_table", ROOT / "tools" / "model_table.py")
-    model_table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(model_table)
+    model_table = load_tool("model_table")
     block = model_table.table()
     shipped = [name for name, s in load_zoo().items() if s.weights is not None]
     assert shipped and all(f"| `{name}` |" in block for name in shipped)
@@ -93,16 +89,12 @@ def test_readme_pretrained_table_is_generated_from_the_cards():
     assert f"{model_table.BEGIN}\n{block}\n{model_table.END}" in readme
 
 
-def test_card_comparisons_are_what_their_cards_say():
+def test_card_comparisons_are_what_their_cards_say(load_tool):
     """tools/compare_models.py tables come from the cards alone: its JSON files in benchmarks/results match the cards
     in zoo.yaml today (regenerate with the command in benchmarks/README.md), and every shipped model compares."""
-    import importlib.util
-
     from lmkzoo.registry import load_zoo
 
-    spec = importlib.util.spec_from_file_location("compare_models", ROOT / "tools" / "compare_models.py")
-    compare_models = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare_models)
+    compare_models = load_tool("compare_models")
     shipped = sorted(name for name, s in load_zoo().items() if s.weights is not None)
     result = compare_models.compare(shipped)
     assert list(result["models"]) == shipped

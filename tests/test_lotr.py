@@ -463,25 +463,14 @@ def test_tiny_lotr_trains_on_lfw_teacher_labels(shared_data):
 
 
 # ------------------------------------------------------------------------------------------------ diagnosis
-def _lotr_diagnose():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "tools" / "lotr_diagnose.py"
-    module_spec = importlib.util.spec_from_file_location("lotr_diagnose", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
-
-
-def test_lotr_diagnose_on_real_faces(ibug_300w_tfds):
+def test_lotr_diagnose_on_real_faces(ibug_300w_tfds, load_tool):
     """tools/lotr_diagnose.py (the numbers of docs/training_300w.md's LOTR section) on 24 Common faces with a tiny
     LOTR: the mean-shape and network NMEs are the metric's, the dropout modes switch exactly the dropouts they name
     and leave the network as it was, the stage shares lie in [0, 1]."""
     from lmkzoo import metrics
     from lmkzoo.data.pipeline import make_dataset
 
-    tool = _lotr_diagnose()
+    tool = load_tool("lotr_diagnose")
     spec, net = _tiny_net(scheme="ibug68", dropout=0.3, head_dropout=0.5)
     ds = make_dataset("ibug_300w", crop=spec.crop, input_size=spec.input_size, scheme=spec.scheme, mean=spec.mean,
                       std=spec.std, split="test_common[:24]", data_dir=ibug_300w_tfds.root_data_dir, batch_size=8)
@@ -520,8 +509,8 @@ def test_lotr_diagnose_on_real_faces(ibug_300w_tfds):
             pass
 
 
-def test_lotr_diagnose_cli_rejects_other_families(tmp_path, capsys):
-    tool = _lotr_diagnose()
+def test_lotr_diagnose_cli_rejects_other_families(tmp_path, capsys, load_tool):
+    tool = load_tool("lotr_diagnose")
     with pytest.raises(SystemExit) as e:
         tool.main(["pipnet_r18.300w", "--weights", str(tmp_path / "w.weights.h5")])
     assert e.value.code == 2

@@ -81,11 +81,14 @@ def diagnose(network, dataset, mean_shape, *, scheme: str, batch_size: int = 32,
 
     images, gt = _crops(dataset)
 
+    def batched(fn):
+        """``fn`` over ``images`` in batches; its list of outputs, each concatenated over the batches."""
+        parts = [fn(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        return [np.concatenate([np.asarray(p[k], dtype=np.float64) for p in parts]) for k in range(len(parts[0]))]
+
     def predict(training):
         keras.utils.set_random_seed(seed)
-        out = [network.codec(network(images[i:i + batch_size], training=training))["landmarks"]
-               for i in range(0, len(images), batch_size)]
-        return np.concatenate([np.asarray(o) for o in out]).astype(np.float64)
+        return batched(lambda x: [network.codec(network(x, training=training))["landmarks"]])[0]
 
     def summary(pred):
         return {"nme": 100 * float(np.mean(metrics.nme(pred, gt, scheme=scheme))),
@@ -107,9 +110,7 @@ def diagnose(network, dataset, mean_shape, *, scheme: str, batch_size: int = 32,
             report["modes"][name] = summary(predict(True))
     names = [n for n in STAGES if any(layer.name == n for layer in network.layers)]
     probe = keras.Model(network.input, [network.get_layer(n).output for n in names])
-    outs = [np.concatenate(parts) for parts in zip(*(
-        [np.asarray(o, dtype=np.float64) for o in probe(images[i:i + batch_size], training=False)]
-        for i in range(0, len(images), batch_size)))]
+    outs = batched(lambda x: probe(x, training=False))
     report["across_image_share"] = {n: float(o.std(axis=0).mean() / max(o.std(), 1e-12)) for n, o in zip(names, outs)}
     return report
 

@@ -62,6 +62,7 @@ from lmkzoo.models.lotr.transformer import (
     PositionalEncoding2D,
     TransformerDecoderLayer,
     TransformerEncoderLayer,
+    check_rate,
 )
 from lmkzoo.models.network import LandmarkNetwork
 
@@ -164,8 +165,8 @@ class LOTRNetwork(LandmarkNetwork):
             raise InvalidArgumentError(f"dim ({dim}) must be even and divisible by num_heads ({num_heads})")
         num_encoder_layers = _positive_int(num_encoder_layers, "num_encoder_layers")
         num_decoder_layers = _positive_int(num_decoder_layers, "num_decoder_layers")
-        if head_dropout is not None and not (isinstance(head_dropout, (int, float)) and 0.0 <= head_dropout < 1.0):
-            raise InvalidArgumentError(f"head_dropout must be in [0, 1); got {head_dropout!r}")
+        if head_dropout is not None:
+            check_rate(head_dropout, "head_dropout")
         w, h = _check_backbone(backbone, codec)
         fh, fw = h // BACKBONE_STRIDE * 2 ** len(upsample_filters), w // BACKBONE_STRIDE * 2 ** len(upsample_filters)
         n = codec.num_points
@@ -246,8 +247,7 @@ class CNNFFNNetwork(LandmarkNetwork):
     def __init__(self, backbone, codec, reduce_channels: int = 64, head_units=(512, 512), dropout: float = 0.0, **kwargs):
         reduce_channels = _positive_int(reduce_channels, "reduce_channels")
         head_units = _int_list(head_units, "head_units")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise InvalidArgumentError(f"dropout must be in [0, 1); got {dropout!r}")
+        check_rate(dropout)
         w, h = _check_backbone(backbone, codec)
         fh, fw = h // BACKBONE_STRIDE, w // BACKBONE_STRIDE
         n = codec.num_points

@@ -21,6 +21,7 @@ RESHAPE and a TRANSPOSE; with a fixed batch of 1 (GPU exports) every tensor is a
 from __future__ import annotations
 
 import math
+import numbers
 
 import keras
 from keras import ops
@@ -42,9 +43,10 @@ def _check_dims(dim, num_heads):
         raise InvalidArgumentError(f"num_heads must be a positive divisor of dim={dim}; got {num_heads!r}")
 
 
-def _check_rate(rate):
-    if not 0.0 <= float(rate) < 1.0:
-        raise InvalidArgumentError(f"dropout must be in [0, 1); got {rate!r}")
+def check_rate(rate, name: str = "dropout"):
+    """A dropout rate: a real number in [0, 1), else an :class:`InvalidArgumentError` naming ``name``."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
+        raise InvalidArgumentError(f"{name} must be in [0, 1); got {rate!r}")
 
 
 def _add(x, pos):
@@ -69,7 +71,7 @@ class PositionalMultiHeadAttention(keras.layers.Layer):
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, kernel_initializer="he_normal", **kwargs):
         super().__init__(**kwargs)
         _check_dims(dim, num_heads)
-        _check_rate(dropout)
+        check_rate(dropout)
         self.dim = int(dim)
         self.num_heads = int(num_heads)
         self.dropout = float(dropout)
@@ -131,7 +133,7 @@ class _TransformerLayer(keras.layers.Layer):
                  epsilon: float = LAYER_NORM_EPSILON, **kwargs):
         super().__init__(**kwargs)
         _check_dims(dim, num_heads)
-        _check_rate(dropout)
+        check_rate(dropout)
         if int(ffn_dim) != ffn_dim or int(ffn_dim) < 1:
             raise InvalidArgumentError(f"ffn_dim must be a positive integer; got {ffn_dim!r}")
         self.dim, self.num_heads, self.ffn_dim = int(dim), int(num_heads), int(ffn_dim)
