@@ -28,8 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGENET_FILE = "tf2_mobilenet_v2_1.0_224_ptq.tflite"
-MODELS = ("pipnet_r18.300w", "pipnet_mnv2.300w", "heatmap_mnv2_sdd.300w", "lotr_m.300w", "laplacekl_rcn.300w",
-          "laplacekl_rcn.300w_quarter", "laplacekl_rcn_d.300w_quarter", "uglli_hg.300w_cpu")
+MODELS = ("pipnet_r18.300w", "pipnet_mnv2.300w", "heatmap_mnv2_sdd.300w", "lotr_m.300w", "cnn_ffn_m.300w",
+          "laplacekl_rcn.300w", "laplacekl_rcn.300w_quarter", "laplacekl_rcn_d.300w_quarter", "uglli_hg.300w_cpu")
 UNLABELED = "landmark_folder/lfw_teacher68"
 
 
