@@ -8,8 +8,9 @@ repository, so the table cannot drift from them (tests/test_docs.py regenerates 
 
 * params, GMACs and the LiteRT time: ``benchmarks/results/*.json`` (``lmkzoo bench``): the serving graph, batch 1,
   float32 LiteRT on 2 threads, the median on the machine described in benchmarks/README.md. A model's speed does not
-  depend on its weights, so an entry measured under another tag of the same architecture (same builder, the PIPNet
-  mean face aside) stands for it; "-" when no benchmark has the architecture;
+  depend on its weights, so an entry measured under another name of the same network (same family builder and
+  arguments, the PIPNet mean face and the covariance scale aside: LaplaceKL+D serves LaplaceKL's RCN) stands for it;
+  "-" when no benchmark has the network;
 * the NMEs: the card (``weights.metrics``, written by tools/ship_model.py): 300-W Common, inter-ocular, annotation-box
   protocol and through the built-in detector; the dlib faces through the detector;
 * the paper's number: the zoo entry's ``paper_metrics`` (``300w_common_nme``), measured on all 3,148 training faces
@@ -37,8 +38,11 @@ HEADER = ("| model | params | GMACs | LiteRT ms | 300-W Common NME % (box / dete
           "(detector) | training data | weights licence |\n|---|---|---|---|---|---|---|---|---|")
 
 
+_NOT_ARCHITECTURE = ("meanface", "covariance_scale")  # builder arguments that change no layer or op count
+
+
 def _builder_key(spec) -> str:
-    return json.dumps({k: v for k, v in spec.builder.items() if k != "meanface"}, sort_keys=True)
+    return json.dumps({k: v for k, v in spec.builder.items() if k not in _NOT_ARCHITECTURE}, sort_keys=True)
 
 
 def benchmark_rows(results: Path = RESULTS) -> dict[str, dict]:
@@ -63,13 +67,13 @@ def _speed(spec, bench: dict[str, dict]):
     if spec.name in bench:
         return bench[spec.name]
     for name in sorted(bench):
-        if name.split(".")[0] == spec.arch:
-            try:
-                other = get_spec(name)
-            except Exception:  # a benchmark of a model the zoo no longer has
-                continue
-            if _builder_key(other) == _builder_key(spec) and tuple(other.input_size) == tuple(spec.input_size):
-                return bench[name]
+        try:
+            other = get_spec(name)
+        except Exception:  # a benchmark of a model the zoo no longer has
+            continue
+        if (other.family == spec.family and _builder_key(other) == _builder_key(spec)
+                and tuple(other.input_size) == tuple(spec.input_size)):
+            return bench[name]
     return None
 
 

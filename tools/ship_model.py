@@ -2,6 +2,7 @@
 
     python tools/ship_model.py RUN --name pipnet_r18.300w --data 300w --write-zoo
     python tools/ship_model.py RUN --name pipnet_lite.300w_lfw --data 300w+lfw --write-zoo
+    python tools/ship_model.py RUN --name laplacekl_rcn_d.300w_quarter --data 300w+lfw_unlabeled --write-zoo  # LFW images
     python tools/ship_model.py --litert-only --name pipnet_lite.lfw     # refresh a shipped model's LiteRT form
 
 1. ``lmkzoo.training.publish.publish`` checks the run (config, history) and writes its float32 ``.weights.h5``, rebuilt exactly
@@ -42,8 +43,15 @@ LFW_DATA = (
     "from MediaPipe FaceMesh 0.10.14 (468 mesh vertices mapped to iBUG-68 by a fit on dlib's example faces), "
     "lmkzoo shared/data/lfw_faces/teacher68.csv, see its TEACHER.md and SOURCE.md"
 )
-LFW_LICENSE = ("LFW images: released by UMass Amherst for research, no explicit licence (photos of public figures from "
-               "news sources); teacher labels: outputs of MediaPipe FaceMesh (Apache-2.0)")
+LFW_IMAGES_LICENSE = ("LFW images: released by UMass Amherst for research, no explicit licence (photos of public figures "
+                      "from news sources)")
+LFW_LICENSE = LFW_IMAGES_LICENSE + "; teacher labels: outputs of MediaPipe FaceMesh (Apache-2.0)"
+#: the unlabelled set of adversarial recipes (tools/train_300w.py --unlabeled): images only
+LFW_UNLABELED = (
+    "unlabelled (images only, no landmarks reach the training): the 3,366 LFW faces of landmark_folder/lfw_teacher68's "
+    "train split (Labeled Faces in the Wild, UMass Amherst, via GitHub osbo8060/FaceAnchorDataset; 90 % of the people), "
+    "cropped at the five points of the MediaPipe teacher's landmarks"
+)
 W300_DATA = (
     "300-W (iBUG, Sagonas et al. 2013/2016) human 68-point annotations, split 1 training folders as far as they could be "
     "had (shared/data/ibug_300w): AFW 337, HELEN train 870 of 2,000, LFPW train 805 of 811 = 2,012 faces; trained on "
@@ -58,10 +66,13 @@ DATA = {
     "300w+lfw": (W300_DATA.replace("; trained on the 90 %", ", seen twice an epoch; trained on the 90 %")
                  + "; plus " + LFW_DATA, W300_LICENSE + "; " + LFW_LICENSE),
     "lfw": (LFW_DATA, LFW_LICENSE),
+    "300w+lfw_unlabeled": (W300_DATA.replace("; no iBUG", "; plus, " + LFW_UNLABELED + "; no iBUG"),
+                           W300_LICENSE + "; " + LFW_IMAGES_LICENSE),
 }
 #: the weights inherit the training data's terms
 WEIGHTS_LICENSE = {"300w": "research use only, not commercial (300-W terms)",
-                   "300w+lfw": "research use only, not commercial (300-W terms)", "lfw": "Apache-2.0"}
+                   "300w+lfw": "research use only, not commercial (300-W terms)",
+                   "300w+lfw_unlabeled": "research use only, not commercial (300-W terms)", "lfw": "Apache-2.0"}
 
 
 def to_float16(src: Path, dst: Path) -> None:
@@ -280,6 +291,8 @@ def main(argv=None):
                     help="the run's training wall time, for runs resumed by lmkzoo versions whose history counted only "
                          "the last part (now history.json sums every epoch's epoch_seconds)")
     ap.add_argument("--notes", help="card notes (how it differs from the paper, ...)")
+    ap.add_argument("--cores", default="shared with other runs",
+                    help="what else ran on the cores while it trained, for the card's made_by (e.g. 'nothing else training')")
     ap.add_argument("--write-zoo", action="store_true", help="write the tag's block in zoo.yaml")
     args = ap.parse_args(argv)
     if args.litert_only:
@@ -340,7 +353,7 @@ def main(argv=None):
         entry.pop(k, None)
     entry.update(file=f"weights/{final.name}", sha256=sha, dtype="float16", metrics=metrics,
                  made_by=(f"trained by lmkzoo {lmkzoo.__version__}, {start}: {command}; {epochs} epochs, "
-                          f"{secs / 3600:.1f} h of training wall time on 2 CPU cores (shared with other runs); "
+                          f"{secs / 3600:.1f} h of training wall time on 2 CPU cores ({args.cores}); "
                           f"weights stored as float16 (landmark drift vs float32 on the dlib faces: max {drift[0]:.1e}, "
                           f"mean {drift[1]:.1e} of the crop)"),
                  recipe={k: config[k] for k in ("epochs", "batch_size", "augment", "steps_per_epoch", "seed")
